@@ -23,7 +23,10 @@ pub fn request_start() -> NewEvent {
 }
 
 pub fn request_start_dispatched() -> NewEvent {
-    NewEvent::new("RequestStartDispatchedEvent", json!({"status": "dispatched"}))
+    NewEvent::new(
+        "RequestStartDispatchedEvent",
+        json!({"status": "dispatched"}),
+    )
 }
 
 pub fn agent_started() -> NewEvent {
@@ -55,7 +58,9 @@ pub fn tool_result(tool_req: Value, result: Value) -> NewEvent {
 }
 
 pub fn error_event(error: &str, origin: &str, tool_req: Option<Value>) -> NewEvent {
-    agent_event(json!({"kind": "error_event", "error": error, "origin": origin, "tool_req": tool_req}))
+    agent_event(
+        json!({"kind": "error_event", "error": error, "origin": origin, "tool_req": tool_req}),
+    )
 }
 
 pub fn flow(flow: &str, origin: &str) -> NewEvent {

@@ -229,7 +229,13 @@ mod tests {
             .collect();
         assert_eq!(
             holding,
-            ["pending", "running", "paused", "idle", "awaiting_tool_results"]
+            [
+                "pending",
+                "running",
+                "paused",
+                "idle",
+                "awaiting_tool_results"
+            ]
         );
     }
 
@@ -240,7 +246,10 @@ mod tests {
         use SessionStatus as S;
         // (status, [message, pause, resume, force_answer, cancel, tool_results])
         let table = [
-            (S::Queued, [Apply, Conflict, Conflict, NoOp, Apply, Conflict]),
+            (
+                S::Queued,
+                [Apply, Conflict, Conflict, NoOp, Apply, Conflict],
+            ),
             (S::Pending, [Apply, Apply, NoOp, Apply, Apply, Conflict]),
             (S::Running, [Apply, Apply, NoOp, Apply, Apply, Conflict]),
             (S::Paused, [Apply, NoOp, Apply, Apply, Apply, Apply]),
@@ -249,10 +258,22 @@ mod tests {
                 S::AwaitingToolResults,
                 [Apply, Apply, NoOp, Apply, Apply, Apply],
             ),
-            (S::Completed, [Apply, Conflict, Conflict, Conflict, NoOp, Conflict]),
-            (S::Failed, [Apply, Conflict, Conflict, Conflict, NoOp, Conflict]),
-            (S::TimedOut, [Apply, Conflict, Conflict, Conflict, NoOp, Conflict]),
-            (S::Interrupted, [Apply, Conflict, Conflict, Conflict, NoOp, Conflict]),
+            (
+                S::Completed,
+                [Apply, Conflict, Conflict, Conflict, NoOp, Conflict],
+            ),
+            (
+                S::Failed,
+                [Apply, Conflict, Conflict, Conflict, NoOp, Conflict],
+            ),
+            (
+                S::TimedOut,
+                [Apply, Conflict, Conflict, Conflict, NoOp, Conflict],
+            ),
+            (
+                S::Interrupted,
+                [Apply, Conflict, Conflict, Conflict, NoOp, Conflict],
+            ),
         ];
         let controls = [
             C::Message,

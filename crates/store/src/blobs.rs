@@ -60,7 +60,9 @@ impl BlobStore for FsBlobStore {
             tokio::fs::create_dir_all(parent).await.map_err(io_error)?;
         }
         let type_path = path.with_extension("content-type");
-        tokio::fs::write(&path, &blob.bytes).await.map_err(io_error)?;
+        tokio::fs::write(&path, &blob.bytes)
+            .await
+            .map_err(io_error)?;
         tokio::fs::write(&type_path, blob.content_type.as_bytes())
             .await
             .map_err(io_error)?;

@@ -139,6 +139,9 @@ pub struct Admission {
     pub max_queued: u32,
 }
 
+/// An idempotency key of one organisation. A key stays bound to the session it created
+/// for 24 hours, measured from that session's `created_at` to the `created_at` of the
+/// request that reuses it; after that the key is free and binds anew.
 #[derive(Clone, Debug)]
 pub struct IdempotencyKey {
     pub key: String,
@@ -154,7 +157,11 @@ pub enum CreateOutcome {
     /// The idempotency key was seen with another request.
     KeyConflict,
     /// No slot and no queueing (or the queue is full).
-    Refused { active: u32, limit: u32, queue_full: bool },
+    Refused {
+        active: u32,
+        limit: u32,
+        queue_full: bool,
+    },
 }
 
 /// Fields a commit may change. `None` leaves a field as it is; for nullable fields,
@@ -283,7 +290,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SessionRecord>;
 
     /// Events `[from, from + limit)` of a session, in index order.
-    async fn events(&self, id: SessionId, from: u64, limit: Option<u64>) -> Result<Vec<EventRecord>>;
+    async fn events(
+        &self,
+        id: SessionId,
+        from: u64,
+        limit: Option<u64>,
+    ) -> Result<Vec<EventRecord>>;
 
     /// One page of a session's events and the total that match.
     async fn events_page(

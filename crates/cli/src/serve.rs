@@ -1,0 +1,104 @@
+//! `agentd serve`: opens the store, starts the engine (which resumes what was under
+//! way), serves HTTP, and on SIGTERM or Ctrl-C stops the engine and drains.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use agentd_engine::Engine;
+use agentd_http_api::AppState;
+use agentd_store::{DynStore, FsBlobStore};
+use agentd_store_sqlite::SqliteStore;
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::Settings;
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("AGENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("AGENTD_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    init_logging();
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let store: DynStore = Arc::new(
+        SqliteStore::open(&settings.database_path())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?,
+    );
+    if settings.engine.models.is_empty() {
+        tracing::warn!(
+            "no model is configured: set AGENTD_MODEL_BASE_URL (and AGENTD_MODEL), or add [models] to the config file"
+        );
+    }
+    let blobs_path = settings.blobs_path();
+    let engine = Engine::new(store.clone(), settings.engine);
+    engine
+        .start()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let state = AppState {
+        engine: engine.clone(),
+        store,
+        blobs: Arc::new(FsBlobStore::new(blobs_path)),
+        agents: Arc::new(settings.agents),
+        public_url: settings.public_url,
+        metrics: None,
+    };
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "serving");
+    // Scripts and tests wait for this line to know the server is up and on which port.
+    println!("agentd listening on http://{address}");
+    std::io::stdout().flush().ok();
+
+    let shutdown_engine = engine.clone();
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        // Runners stop and long-polls return first, so the drain is short.
+        shutdown_engine.shutdown().await;
+    };
+    agentd_http_api::serve(listener, state, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    ctrl_c.await.ok();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        ctrl_c.await.ok();
+    }
+}
