@@ -32,8 +32,10 @@ CATALOG_INSTRUCTIONS = "Reply with the city the user asks about, using the answe
 CATALOG_MODEL_NAME = "scripted"
 CATALOG_MODEL_ID = "scripted-catalog-model"
 
-# The model id of the server whose model is unreachable; its error must name it.
+# The model id of the server whose model is unreachable.
 UNREACHABLE_MODEL_ID = "sdk-unreachable-model"
+# The name the server gives the model configured by AGENTD_MODEL_BASE_URL.
+ENV_MODEL_NAME = "default"
 
 
 def _harness_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -179,10 +181,15 @@ model = {toml(CATALOG_MODEL_NAME)}
 
 
 @pytest.fixture(scope="session")
-def unreachable_agentd(start_server: StartServer) -> AgentdServer:
-    """A server whose default model points at a loopback port nobody listens on."""
-    dead_url = f"http://127.0.0.1:{harness.closed_loopback_port()}/v1"
-    return start_server("agentd-unreachable-model", env=model_env(dead_url, UNREACHABLE_MODEL_ID))
+def unreachable_model_url() -> str:
+    """An OpenAI base URL on a loopback port nobody listens on."""
+    return f"http://127.0.0.1:{harness.closed_loopback_port()}/v1"
+
+
+@pytest.fixture(scope="session")
+def unreachable_agentd(start_server: StartServer, unreachable_model_url: str) -> AgentdServer:
+    """A server whose default model cannot be reached."""
+    return start_server("agentd-unreachable-model", env=model_env(unreachable_model_url, UNREACHABLE_MODEL_ID))
 
 
 # ---------------------------------------------------------------------------

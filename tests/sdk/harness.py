@@ -37,6 +37,9 @@ POLL_INTERVAL_S = 0.02
 
 T = TypeVar("T")
 
+# Terminal colour codes, stripped from logs shown in reports.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
 
 class HarnessError(RuntimeError):
     """The test environment itself could not be set up (not a product failure)."""
@@ -213,7 +216,7 @@ class ServiceProcess:
         except OSError:
             return 0
 
-    def read_log(self, offset: int = 0, max_bytes: int = 64_000) -> str:
+    def read_log(self, offset: int = 0, max_bytes: int = 32_000) -> str:
         """The log from `offset` on, keeping only the last `max_bytes` of it."""
         try:
             with open(self.log_path, "rb") as log:
@@ -224,6 +227,7 @@ class ServiceProcess:
                 text = log.read().decode("utf-8", "replace")
         except OSError as err:
             return f"(could not read {self.log_path}: {err})"
+        text = _ANSI_ESCAPE.sub("", text)
         if start > offset:
             text = f"[... {start - offset} earlier bytes cut; full log at {self.log_path} ...]\n" + text
         return text
@@ -490,6 +494,7 @@ def child_env(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The environment for a child: ours, minus agentd settings that would leak into the test, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTD_")}
     env.setdefault("RUST_LOG", "info")
+    env.setdefault("NO_COLOR", "1")  # logs are read as plain text
     env.setdefault("RUST_BACKTRACE", "1")
     env.update(extra or {})
     return env

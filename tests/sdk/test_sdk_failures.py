@@ -9,7 +9,7 @@ import pytest
 from hai_agents import UnprocessableEntityError
 from hai_agents.core.api_error import ApiError
 
-from conftest import OTHER_ORG, UNREACHABLE_MODEL_ID
+from conftest import ENV_MODEL_NAME, OTHER_ORG, UNREACHABLE_MODEL_ID
 from harness import (
     HOLD_MS,
     RUN_TIMEOUT_S,
@@ -39,14 +39,20 @@ def test_model_that_never_calls_a_tool_fails_with_no_answer(
     assert len(scripted_model.requests_for(tag)) == 3
 
 
-def test_unreachable_model_fails_the_session_naming_the_model(unreachable_client: Any, tag: str) -> None:
+def test_unreachable_model_fails_the_session_naming_the_model(
+    unreachable_client: Any, unreachable_model_url: str, tag: str
+) -> None:
     result = unreachable_client.run_session(
         agent=inline_agent("sdk-unreachable"), messages=f"{tag} Hello?", timeout_seconds=RUN_TIMEOUT_S
     )
 
     assert result.status == "failed", describe_events(result.events)
     assert result.error_code == "internal"
-    assert result.error and UNREACHABLE_MODEL_ID in result.error, result.error
+    error = result.error or ""
+    # The error names the model (by the id sent upstream or by its configured name) and where
+    # the call went, so an operator can tell which endpoint is down.
+    assert UNREACHABLE_MODEL_ID in error or f"'{ENV_MODEL_NAME}'" in error, error
+    assert unreachable_model_url.split("//", 1)[1].split("/", 1)[0] in error, error
     assert events_of_type(result.events, "AgentErrorEvent"), describe_events(result.events)
 
 

@@ -5,7 +5,7 @@ use agentd_domain::OrgId;
 use agentd_domain::time::{Millis, now_ms};
 use agentd_store::{ApiKeyRecord, Result, StoreError};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection};
 
 use crate::codec::DbResultExt;
 
@@ -70,7 +70,7 @@ pub(crate) async fn insert_api_key(
 }
 
 pub(crate) async fn find_api_key(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     key_hash: &str,
 ) -> Result<Option<ApiKeyRecord>> {
     let row = sqlx::query(
@@ -79,14 +79,14 @@ pub(crate) async fn find_api_key(
          WHERE k.key_hash = ? AND k.revoked_at IS NULL",
     )
     .bind(key_hash)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .db()?;
     row.as_ref().map(key_from_row).transpose()
 }
 
 pub(crate) async fn list_api_keys(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     org_name: Option<&str>,
 ) -> Result<Vec<ApiKeyRecord>> {
     let rows =
@@ -97,14 +97,14 @@ pub(crate) async fn list_api_keys(
                  WHERE o.name = ? ORDER BY k.created_at, k.rowid",
             )
             .bind(name)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await,
             None => sqlx::query(
                 "SELECT k.id, k.org_id, o.name AS org_name, k.prefix, k.created_at, k.revoked_at \
                  FROM api_keys k JOIN orgs o ON o.id = k.org_id \
                  ORDER BY k.created_at, k.rowid",
             )
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await,
         }
         .db()?;

@@ -1,24 +1,33 @@
 //! The single-node [`Store`] on SQLite.
 //!
 //! # Layout
-//! - [`SqliteStore`]: opening a database (settings, migrations, the two pools) and the
+//! - [`SqliteStore`]: opening a database (settings, migrations, connections) and the
 //!   [`Store`] implementation, which only routes each call to the write or the read side.
 //! - `write`: creates, guarded commits, queue promotion, feedback; one transaction each.
 //! - `read`: lists, event pages and the engine's scans.
 //! - `keys`: organisations and API keys.
 //! - `migrate`: the embedded schema scripts under `migrations/` and their runner.
+//! - `connections`: the writer and the readers, handed out without sqlx's pool.
 //! - `codec`: rows to records and back; sqlx errors to [`StoreError`].
 //!
 //! # Concurrency
-//! SQLite has one writer. Every write goes through a pool of exactly one connection, in
-//! a `BEGIN IMMEDIATE` transaction, so write transactions run one after another: the
+//! SQLite has one writer. Every write goes through one connection, in a
+//! `BEGIN IMMEDIATE` transaction, so write transactions run one after another: the
 //! idempotency and quota checks of a create are atomic with its insert without any
-//! further locking. Reads use a separate small pool and, in WAL mode, never wait for the
-//! writer. A commit publishes its [`Change`](agentd_store::Change) after its transaction
-//! committed and before the write connection is released, so subscribers of a session
-//! see its changes in commit order.
+//! further locking, and another process writing the same file (the key-management
+//! command) waits on SQLite's lock instead of deadlocking. Reads use a few other
+//! connections and, in WAL mode, never wait for the writer. A commit publishes its
+//! [`Change`](agentd_store::Change) after its transaction committed and before the write
+//! connection is handed back, so subscribers of a session see its changes in commit order.
+//!
+//! # Cost model
+//! sqlx runs each SQLite connection on its own thread; every statement is a round trip
+//! to that thread, which costs far more than the statement itself. So a create is four
+//! round trips (begin, one lookup, one multi-statement write, commit), a commit the same,
+//! and a read of a session or of an event window is one.
 
 mod codec;
+mod connections;
 mod keys;
 mod migrate;
 mod read;
@@ -38,27 +47,25 @@ use agentd_store::{
 };
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::codec::DbResultExt;
+use crate::connections::{Conn, Connections};
 use crate::write::{Committed, Created, Written};
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-// Pools skip the liveness ping before handing out a connection (sqlx's default): a
-// local file does not drop connections, and the ping would double the round trips of
-// every one-statement read.
+/// Reader connections; reads run in parallel with each other and with the writer.
+const READ_CONNECTIONS: usize = 4;
 
-/// Read connections; reads run in parallel with each other and with the writer.
-const READ_CONNECTIONS: u32 = 4;
-
-/// A [`Store`] in one SQLite file. Cloning is cheap and shares the pools and the feed.
+/// A [`Store`] in one SQLite file. Cloning is cheap and shares the connections and the feed.
 #[derive(Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    /// The one connection every write goes through.
+    writer: Arc<Connections>,
+    /// Connections for everything that only reads.
+    readers: Arc<Connections>,
     feed: Arc<LocalFeed>,
 }
 
@@ -72,17 +79,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let write = single_connection_pool(options.clone()).await?;
-        Self::migrate(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .test_before_acquire(false)
-            .connect_with(options.create_if_missing(false))
-            .await
-            .db()?;
+        let mut writer = options.connect().await.db()?;
+        migrate::migrate(&mut writer, migrate::MIGRATIONS).await?;
+        let read_options = options.create_if_missing(false);
+        let mut readers = Vec::with_capacity(READ_CONNECTIONS);
+        for _ in 0..READ_CONNECTIONS {
+            readers.push(read_options.connect().await.db()?);
+        }
         Ok(SqliteStore {
-            write,
-            read,
+            writer: Arc::new(Connections::new(vec![writer])),
+            readers: Arc::new(Connections::new(readers)),
             feed: Arc::default(),
         })
     }
@@ -90,29 +96,26 @@ impl SqliteStore {
     /// A private database in memory, gone when the store is dropped. One connection
     /// serves reads and writes, since every in-memory connection is its own database.
     pub async fn open_in_memory() -> Result<SqliteStore> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+        let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")
             .db()?
-            .foreign_keys(true);
-        let pool = single_connection_pool(options).await?;
-        Self::migrate(&pool).await?;
+            .foreign_keys(true)
+            .connect()
+            .await
+            .db()?;
+        migrate::migrate(&mut conn, migrate::MIGRATIONS).await?;
+        let only = Arc::new(Connections::new(vec![conn]));
         Ok(SqliteStore {
-            write: pool.clone(),
-            read: pool,
+            writer: Arc::clone(&only),
+            readers: only,
             feed: Arc::default(),
         })
     }
 
-    async fn migrate(pool: &SqlitePool) -> Result<()> {
-        let mut conn = pool.acquire().await.db()?;
-        migrate::migrate(&mut conn, migrate::MIGRATIONS).await?;
-        Ok(())
-    }
-
-    /// Closes both pools, waiting for their connections to finish; after this every
-    /// committed write is in the database file.
+    /// Closes every connection once it is free; after this every committed write is in
+    /// the database file, and every call fails.
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        self.writer.close().await;
+        self.readers.close().await;
     }
 
     /// The feed this store publishes to (for metrics: how many sessions are watched).
@@ -120,8 +123,12 @@ impl SqliteStore {
         &self.feed
     }
 
-    async fn writer(&self) -> Result<PoolConnection<Sqlite>> {
-        self.write.acquire().await.db()
+    async fn writer(&self) -> Result<Conn<'_>> {
+        self.writer.get().await
+    }
+
+    async fn reader(&self) -> Result<Conn<'_>> {
+        self.readers.get().await
     }
 
     fn publish(&self, written: Written) -> SessionRecord {
@@ -132,20 +139,6 @@ impl SqliteStore {
         });
         session
     }
-}
-
-/// A pool that keeps exactly one connection open for its whole life: the writer (or, in
-/// memory, the database itself, which a closed connection would lose).
-async fn single_connection_pool(options: SqliteConnectOptions) -> Result<SqlitePool> {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .db()
 }
 
 #[async_trait]
@@ -159,11 +152,11 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
-        keys::find_api_key(&self.read, key_hash).await
+        keys::find_api_key(&mut *self.reader().await?, key_hash).await
     }
 
     async fn list_api_keys(&self, org_name: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
-        keys::list_api_keys(&self.read, org_name).await
+        keys::list_api_keys(&mut *self.reader().await?, org_name).await
     }
 
     async fn revoke_api_key(&self, id_or_prefix: &str) -> Result<bool> {
@@ -191,7 +184,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_session(&self, id: SessionId) -> Result<Option<SessionRecord>> {
-        read::get_session(&self.read, id).await
+        read::fetch_session(&mut *self.reader().await?, &id.to_string()).await
     }
 
     async fn list_sessions(
@@ -199,7 +192,7 @@ impl Store for SqliteStore {
         org: &OrgId,
         filter: &SessionFilter,
     ) -> Result<(Vec<SessionRecord>, u64)> {
-        read::list_sessions(&self.read, org, filter).await
+        read::list_sessions(&mut *self.reader().await?, org, filter).await
     }
 
     async fn commit(
@@ -211,7 +204,7 @@ impl Store for SqliteStore {
     ) -> Result<SessionRecord> {
         let mut conn = self.writer().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.db()?;
-        let session = write::fetch_session(&mut tx, &id.to_string())
+        let session = read::fetch_session(&mut *tx, &id.to_string())
             .await?
             .ok_or(StoreError::NotFound)?;
         match write::commit(&mut tx, session, guard, update, events).await? {
@@ -236,7 +229,7 @@ impl Store for SqliteStore {
         from: u64,
         limit: Option<u64>,
     ) -> Result<Vec<EventRecord>> {
-        read::events(&self.read, id, from, limit).await
+        read::events(&mut *self.reader().await?, id, from, limit).await
     }
 
     async fn events_page(
@@ -244,7 +237,7 @@ impl Store for SqliteStore {
         id: SessionId,
         query: &EventPageQuery,
     ) -> Result<(Vec<EventRecord>, u64)> {
-        read::events_page(&self.read, id, query).await
+        read::events_page(&mut *self.reader().await?, id, query).await
     }
 
     async fn set_event_feedback(&self, id: SessionId, index: u64, feedback: Value) -> Result<bool> {
@@ -258,12 +251,11 @@ impl Store for SqliteStore {
     }
 
     async fn sessions_in_status(&self, statuses: &[SessionStatus]) -> Result<Vec<SessionId>> {
-        read::sessions_in_status(&self.read, statuses).await
+        read::sessions_in_status(&mut *self.reader().await?, statuses).await
     }
 
     async fn count_active(&self, org: &OrgId) -> Result<u32> {
-        let mut conn = self.read.acquire().await.db()?;
-        write::count_active(&mut conn, org).await
+        Ok(read::org_load(&mut *self.reader().await?, org).await?.0)
     }
 
     async fn promote_queued(
@@ -287,15 +279,15 @@ impl Store for SqliteStore {
     }
 
     async fn orgs_with_queued(&self) -> Result<Vec<OrgId>> {
-        read::orgs_with_queued(&self.read).await
+        read::orgs_with_queued(&mut *self.reader().await?).await
     }
 
     async fn next_idle_deadline(&self) -> Result<Option<Millis>> {
-        read::next_idle_deadline(&self.read).await
+        read::next_idle_deadline(&mut *self.reader().await?).await
     }
 
     async fn due_idle_sessions(&self, now: Millis) -> Result<Vec<SessionRecord>> {
-        read::due_idle_sessions(&self.read, now).await
+        read::due_idle_sessions(&mut *self.reader().await?, now).await
     }
 
     fn subscribe(&self, id: SessionId) -> ChangeReceiver {

@@ -1,10 +1,12 @@
-//! The read side: queries served by the read pool, which never writes. In WAL mode each
-//! read sees the last committed state without waiting for the writer.
+//! The read side: queries the store runs on its reader connections, which never write.
+//! In WAL mode each read sees the last committed state without waiting for the writer.
+//! The two lookups the write side also needs ([`fetch_session`], [`org_load`]) take any
+//! executor, so a write transaction runs the same query on its own connection.
 
 use agentd_domain::time::Millis;
 use agentd_domain::{OrgId, SessionId, SessionStatus};
 use agentd_store::{EventPageQuery, EventRecord, Result, SessionFilter, SessionRecord};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{Connection, Executor, QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::codec::{
     DbResultExt, event_from_row, parse_session_id, session_columns, session_from_row,
@@ -20,17 +22,41 @@ fn to_u64(count: i64) -> u64 {
     u64::try_from(count).unwrap_or(0)
 }
 
-pub(crate) async fn get_session(pool: &SqlitePool, id: SessionId) -> Result<Option<SessionRecord>> {
+/// One session by id, on any connection: a reader, or the writer inside a transaction.
+pub(crate) async fn fetch_session<'e>(
+    executor: impl Executor<'e, Database = Sqlite>,
+    id: &str,
+) -> Result<Option<SessionRecord>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions WHERE id = ?"
     ))
-    .bind(id.to_string())
-    .fetch_optional(pool)
+    .bind(id)
+    .fetch_optional(executor)
     .await
     .db()?;
     row.as_ref().map(session_from_row).transpose()
+}
+
+/// A counter of `org_load`; an organisation without a row has none.
+pub(crate) fn load_count(count: Option<i64>) -> u32 {
+    u32::try_from(count.unwrap_or(0).max(0)).unwrap_or(u32::MAX)
+}
+
+/// Slot-holding and queued sessions of an organisation, as the triggers keep them.
+pub(crate) async fn org_load<'e>(
+    executor: impl Executor<'e, Database = Sqlite>,
+    org: &OrgId,
+) -> Result<(u32, u32)> {
+    let load: Option<(i64, i64)> =
+        sqlx::query_as("SELECT active, queued FROM org_load WHERE org_id = ?")
+            .bind(&org.0)
+            .fetch_optional(executor)
+            .await
+            .db()?;
+    let (active, queued) = load.unzip();
+    Ok((load_count(active), load_count(queued)))
 }
 
 /// The `WHERE` clause of a session list, binding every given filter.
@@ -85,12 +111,12 @@ fn push_list_filter(query: &mut QueryBuilder<Sqlite>, org: &OrgId, filter: &Sess
 }
 
 pub(crate) async fn list_sessions(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     org: &OrgId,
     filter: &SessionFilter,
 ) -> Result<(Vec<SessionRecord>, u64)> {
     // Page and total from one snapshot, so the total always covers the page.
-    let mut tx = pool.begin().await.db()?;
+    let mut tx = conn.begin().await.db()?;
 
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sessions");
     push_list_filter(&mut count, org, filter);
@@ -122,7 +148,7 @@ pub(crate) async fn list_sessions(
 }
 
 pub(crate) async fn events(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: SessionId,
     from: u64,
     limit: Option<u64>,
@@ -139,20 +165,20 @@ pub(crate) async fn events(
     .bind(id.to_string())
     .bind(from)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .db()?;
     rows.iter().map(event_from_row).collect()
 }
 
 pub(crate) async fn events_page(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: SessionId,
     query: &EventPageQuery,
 ) -> Result<(Vec<EventRecord>, u64)> {
     let id = id.to_string();
     let event_type = query.event_type.as_deref();
-    let mut tx = pool.begin().await.db()?;
+    let mut tx = conn.begin().await.db()?;
     let total: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2)",
     )
@@ -191,7 +217,7 @@ pub(crate) async fn events_page(
 }
 
 pub(crate) async fn sessions_in_status(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     statuses: &[SessionStatus],
 ) -> Result<Vec<SessionId>> {
     if statuses.is_empty() {
@@ -203,28 +229,32 @@ pub(crate) async fn sessions_in_status(
         list.push_bind(status.as_str());
     }
     query.push(") ORDER BY seq");
-    let ids: Vec<String> = query.build_query_scalar().fetch_all(pool).await.db()?;
+    let ids: Vec<String> = query
+        .build_query_scalar()
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
     ids.iter().map(|id| parse_session_id("id", id)).collect()
 }
 
-pub(crate) async fn orgs_with_queued(pool: &SqlitePool) -> Result<Vec<OrgId>> {
+pub(crate) async fn orgs_with_queued(conn: &mut SqliteConnection) -> Result<Vec<OrgId>> {
     let orgs: Vec<String> =
         sqlx::query_scalar("SELECT org_id FROM org_load WHERE queued > 0 ORDER BY org_id")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .db()?;
     Ok(orgs.into_iter().map(OrgId).collect())
 }
 
-pub(crate) async fn next_idle_deadline(pool: &SqlitePool) -> Result<Option<Millis>> {
+pub(crate) async fn next_idle_deadline(conn: &mut SqliteConnection) -> Result<Option<Millis>> {
     sqlx::query_scalar("SELECT MIN(idle_deadline) FROM sessions WHERE status = 'idle'")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .db()
 }
 
 pub(crate) async fn due_idle_sessions(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     now: Millis,
 ) -> Result<Vec<SessionRecord>> {
     let rows = sqlx::query(concat!(
@@ -233,7 +263,7 @@ pub(crate) async fn due_idle_sessions(
         " FROM sessions WHERE status = 'idle' AND idle_deadline <= ? ORDER BY idle_deadline, seq"
     ))
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .db()?;
     rows.iter().map(session_from_row).collect()

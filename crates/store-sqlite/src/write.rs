@@ -17,6 +17,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::codec::{
     DbResultExt, optional_json, session_columns, session_from_row, subagents_json, to_i64,
 };
+use crate::read::{fetch_session, load_count, org_load};
 
 /// How long an idempotency key stays bound to the session it created, measured from that
 /// session's `created_at` to the `created_at` of the request that reuses the key.
@@ -44,58 +45,12 @@ type CreateLookup = (
     Option<Millis>,
 );
 
-/// A counter of `org_load`; an organisation without a row has none.
-fn load_count(count: Option<i64>) -> u32 {
-    u32::try_from(count.unwrap_or(0).max(0)).unwrap_or(u32::MAX)
-}
-
-/// Slot-holding and queued sessions of an organisation, as the triggers keep them.
-async fn org_load(conn: &mut SqliteConnection, org: &OrgId) -> Result<(u32, u32)> {
-    let load: Option<(i64, i64)> =
-        sqlx::query_as("SELECT active, queued FROM org_load WHERE org_id = ?")
-            .bind(&org.0)
-            .fetch_optional(&mut *conn)
-            .await
-            .db()?;
-    let (active, queued) = load.unzip();
-    Ok((load_count(active), load_count(queued)))
-}
-
-/// The slot-holding sessions of an organisation (outside a transaction is fine: one row).
-pub(crate) async fn count_active(conn: &mut SqliteConnection, org: &OrgId) -> Result<u32> {
-    Ok(org_load(conn, org).await?.0)
-}
-
-pub(crate) async fn fetch_session(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<SessionRecord>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        session_columns!(),
-        " FROM sessions WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .db()?;
-    row.as_ref().map(session_from_row).transpose()
-}
-
 /// Events per `INSERT` statement: five parameters each, well under SQLite's limit.
 const EVENTS_PER_STATEMENT: usize = 500;
 
-/// Appends `events` to a session's log from index `first`, all stamped `timestamp`.
-/// One statement for all of them (per [`EVENTS_PER_STATEMENT`]): every statement is a
-/// round trip to the connection's thread, and the write connection is the bottleneck.
-async fn insert_events(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-    first: u64,
-    timestamp: Millis,
-    events: Vec<NewEvent>,
-) -> Result<Vec<EventRecord>> {
-    let records: Vec<EventRecord> = (first..)
+/// Records of `events` appended to a log from index `first`, all stamped `timestamp`.
+fn event_records(first: u64, timestamp: Millis, events: Vec<NewEvent>) -> Vec<EventRecord> {
+    (first..)
         .zip(events)
         .map(|(index, event)| EventRecord {
             index,
@@ -103,25 +58,31 @@ async fn insert_events(
             data: event.data,
             timestamp,
         })
-        .collect();
-    for chunk in records.chunks(EVENTS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (session_id, idx, event_type, data, timestamp) ",
-        );
+        .collect()
+}
+
+/// Adds the `INSERT` statements of `events` to a multi-statement write.
+fn push_events(
+    write: &mut QueryBuilder<Sqlite>,
+    session_id: &str,
+    events: &[EventRecord],
+) -> Result<()> {
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
         let mut rows = Vec::with_capacity(chunk.len());
-        for record in chunk {
-            rows.push((to_i64(record.index)?, record));
+        for event in chunk {
+            rows.push((to_i64(event.index)?, event));
         }
-        insert.push_values(rows, |mut row, (index, record)| {
+        write.push("INSERT INTO events (session_id, idx, event_type, data, timestamp) ");
+        write.push_values(rows, |mut row, (index, event)| {
             row.push_bind(session_id.to_owned())
                 .push_bind(index)
-                .push_bind(record.event_type.clone())
-                .push_bind(record.data.to_string())
-                .push_bind(timestamp);
+                .push_bind(event.event_type.clone())
+                .push_bind(event.data.to_string())
+                .push_bind(event.timestamp);
         });
-        insert.build().execute(&mut *conn).await.db()?;
+        write.push("; ");
     }
-    Ok(records)
+    Ok(())
 }
 
 pub(crate) async fn create_session(
@@ -150,9 +111,11 @@ pub(crate) async fn create_session(
         if request_hash != key.request_hash {
             return Ok(Created::Unchanged(CreateOutcome::KeyConflict));
         }
-        let session = fetch_session(conn, &session_id).await?.ok_or_else(|| {
-            StoreError::Backend("sqlite: idempotency key names a missing session".to_owned())
-        })?;
+        let session = fetch_session(&mut *conn, &session_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Backend("sqlite: idempotency key names a missing session".to_owned())
+            })?;
         return Ok(Created::Unchanged(CreateOutcome::Replayed(session)));
     }
 
@@ -219,49 +182,53 @@ pub(crate) async fn create_session(
         feedback: None,
     };
 
-    sqlx::query(
+    // The row, its events and the key binding go to SQLite as one multi-statement
+    // write: one round trip to the connection's thread instead of one per statement.
+    let mut write = QueryBuilder::<Sqlite>::new(
         "INSERT INTO sessions (id, org_id, status, created_at, last_activity_at, request, spec, \
          agent_name, group_id, parent_session_id, first_message, steps, usage, \
          subagent_session_ids, pending_tool_calls, event_count, epoch, force_answer, loop_state, \
-         shared, search_text) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '[]', '[]', '[]', ?, 0, 0, '{}', 0, ?)",
-    )
-    .bind(&id_text)
-    .bind(&session.org_id.0)
-    .bind(status.as_str())
-    .bind(created_at)
-    .bind(created_at)
-    .bind(session.request.to_string())
-    .bind(session.spec.to_string())
-    .bind(session.agent_name.as_deref())
-    .bind(session.group_id.as_deref())
-    .bind(session.parent_session_id.map(|p| p.to_string()))
-    .bind(optional_json(session.first_message.as_ref()))
-    .bind(to_i64(event_count)?)
-    .bind(search_text.to_lowercase())
-    .execute(&mut *conn)
-    .await
-    .db()?;
-
-    let events = insert_events(conn, &id_text, 0, created_at, events).await?;
-
+         shared, search_text) VALUES (",
+    );
+    write
+        .separated(", ")
+        .push_bind(id_text.clone())
+        .push_bind(session.org_id.0.clone())
+        .push_bind(status.as_str())
+        .push_bind(created_at)
+        .push_bind(created_at)
+        .push_bind(session.request.to_string())
+        .push_bind(session.spec.to_string())
+        .push_bind(session.agent_name.clone())
+        .push_bind(session.group_id.clone())
+        .push_bind(session.parent_session_id.map(|p| p.to_string()))
+        .push_bind(optional_json(session.first_message.as_ref()))
+        .push_unseparated(", 0, '[]', '[]', '[]', ")
+        .push_bind_unseparated(to_i64(event_count)?)
+        .push_unseparated(", 0, 0, '{}', 0, ")
+        .push_bind_unseparated(search_text.to_lowercase());
+    write.push("); ");
+    let events = event_records(0, created_at, events);
+    push_events(&mut write, &id_text, &events)?;
     if let Some(key) = idempotency {
         // An expired row for the key is replaced: the key is free again.
-        sqlx::query(
-            "INSERT INTO idempotency_keys (org_id, key, request_hash, session_id, created_at) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (org_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+        write
+            .push(
+                "INSERT INTO idempotency_keys (org_id, key, request_hash, session_id, created_at) \
+                 VALUES (",
+            )
+            .separated(", ")
+            .push_bind(session.org_id.0.clone())
+            .push_bind(key.key)
+            .push_bind(key.request_hash)
+            .push_bind(id_text)
+            .push_bind(created_at);
+        write.push(
+            ") ON CONFLICT (org_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
              session_id = excluded.session_id, created_at = excluded.created_at",
-        )
-        .bind(&session.org_id.0)
-        .bind(&key.key)
-        .bind(&key.request_hash)
-        .bind(&id_text)
-        .bind(created_at)
-        .execute(&mut *conn)
-        .await
-        .db()?;
+        );
     }
+    write.build().execute(&mut *conn).await.db()?;
 
     Ok(Created::New(Written { session, events }))
 }
@@ -391,49 +358,61 @@ async fn write_session(
 ) -> Result<Written> {
     let id_text = session.id.to_string();
     let now = now_ms();
-    let events = if events.is_empty() {
-        Vec::new()
-    } else {
-        let records = insert_events(conn, &id_text, session.event_count, now, events).await?;
-        session.event_count += records.len() as u64;
+    let events = event_records(session.event_count, now, events);
+    if !events.is_empty() {
+        session.event_count += events.len() as u64;
         session.last_activity_at = now;
-        records
-    };
+    }
     let search_answer = apply(&mut session, update);
 
-    // Immutable columns (ids, request, spec, creation data) are never rewritten.
-    sqlx::query(
-        "UPDATE sessions SET status = ?, started_at = ?, finished_at = ?, last_activity_at = ?, \
-         latest_answer = ?, outcome = ?, error = ?, error_code = ?, steps = ?, usage = ?, \
-         subagent_session_ids = ?, pending_tool_calls = ?, event_count = ?, epoch = ?, \
-         force_answer = ?, idle_deadline = ?, loop_state = ?, shared = ?, feedback = ?, \
-         search_answer = COALESCE(?, search_answer) \
-         WHERE id = ?",
-    )
-    .bind(session.status.as_str())
-    .bind(session.started_at)
-    .bind(session.finished_at)
-    .bind(session.last_activity_at)
-    .bind(optional_json(session.latest_answer.as_ref()))
-    .bind(session.outcome.map(|o| o.as_str()))
-    .bind(session.error.as_deref())
-    .bind(session.error_code.map(|c| c.as_str()))
-    .bind(i64::from(session.steps))
-    .bind(session.usage.to_string())
-    .bind(subagents_json(&session.subagent_session_ids))
-    .bind(session.pending_tool_calls.to_string())
-    .bind(to_i64(session.event_count)?)
-    .bind(to_i64(session.epoch)?)
-    .bind(session.force_answer)
-    .bind(session.idle_deadline)
-    .bind(session.loop_state.to_string())
-    .bind(session.shared)
-    .bind(optional_json(session.feedback.as_ref()))
-    .bind(search_answer)
-    .bind(&id_text)
-    .execute(&mut *conn)
-    .await
-    .db()?;
+    // Events and row in one multi-statement write (one round trip). Immutable columns
+    // (ids, request, spec, creation data) are never rewritten.
+    let mut write = QueryBuilder::<Sqlite>::new("");
+    push_events(&mut write, &id_text, &events)?;
+    write
+        .push("UPDATE sessions SET status = ")
+        .push_bind(session.status.as_str())
+        .push(", started_at = ")
+        .push_bind(session.started_at)
+        .push(", finished_at = ")
+        .push_bind(session.finished_at)
+        .push(", last_activity_at = ")
+        .push_bind(session.last_activity_at)
+        .push(", latest_answer = ")
+        .push_bind(optional_json(session.latest_answer.as_ref()))
+        .push(", outcome = ")
+        .push_bind(session.outcome.map(|o| o.as_str()))
+        .push(", error = ")
+        .push_bind(session.error.clone())
+        .push(", error_code = ")
+        .push_bind(session.error_code.map(|c| c.as_str()))
+        .push(", steps = ")
+        .push_bind(i64::from(session.steps))
+        .push(", usage = ")
+        .push_bind(session.usage.to_string())
+        .push(", subagent_session_ids = ")
+        .push_bind(subagents_json(&session.subagent_session_ids))
+        .push(", pending_tool_calls = ")
+        .push_bind(session.pending_tool_calls.to_string())
+        .push(", event_count = ")
+        .push_bind(to_i64(session.event_count)?)
+        .push(", epoch = ")
+        .push_bind(to_i64(session.epoch)?)
+        .push(", force_answer = ")
+        .push_bind(session.force_answer)
+        .push(", idle_deadline = ")
+        .push_bind(session.idle_deadline)
+        .push(", loop_state = ")
+        .push_bind(session.loop_state.to_string())
+        .push(", shared = ")
+        .push_bind(session.shared)
+        .push(", feedback = ")
+        .push_bind(optional_json(session.feedback.as_ref()))
+        .push(", search_answer = COALESCE(")
+        .push_bind(search_answer)
+        .push(", search_answer) WHERE id = ")
+        .push_bind(id_text);
+    write.build().execute(&mut *conn).await.db()?;
 
     Ok(Written { session, events })
 }
@@ -454,7 +433,7 @@ pub(crate) async fn commit(
         return Ok(Committed::Refused(Refusal::Guard(Box::new(session))));
     }
     if let Some(limit) = guard.slot_limit {
-        let (active, _) = org_load(conn, &session.org_id).await?;
+        let (active, _) = org_load(&mut *conn, &session.org_id).await?;
         let others = active.saturating_sub(u32::from(session.status.holds_slot()));
         if others >= limit {
             return Ok(Committed::Refused(Refusal::Quota {
@@ -479,7 +458,7 @@ pub(crate) async fn promote_queued(
     slot_limit: u32,
     events: Vec<NewEvent>,
 ) -> Result<Vec<Written>> {
-    let (active, queued) = org_load(conn, org).await?;
+    let (active, queued) = org_load(&mut *conn, org).await?;
     let free = slot_limit.saturating_sub(active).min(queued);
     if free == 0 {
         return Ok(Vec::new());

@@ -1173,12 +1173,11 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
             );
         }
     };
-    let all = list_all;
-    check(all(), vec![s1.id, s2.id, s3.id, s4.id]).await;
+    check(list_all(), vec![s1.id, s2.id, s3.id, s4.id]).await;
     check(
         SessionFilter {
             statuses: vec![SessionStatus::Completed],
-            ..all()
+            ..list_all()
         },
         vec![s4.id],
     )
@@ -1186,7 +1185,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             statuses: vec![SessionStatus::Failed, SessionStatus::Completed],
-            ..all()
+            ..list_all()
         },
         vec![s3.id, s4.id],
     )
@@ -1194,7 +1193,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             agents: vec!["alpha".to_owned()],
-            ..all()
+            ..list_all()
         },
         vec![s1.id, s4.id],
     )
@@ -1202,7 +1201,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             agents: vec!["alpha".to_owned(), "beta".to_owned()],
-            ..all()
+            ..list_all()
         },
         vec![s1.id, s2.id, s4.id],
     )
@@ -1210,7 +1209,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             group_id: Some("g1".to_owned()),
-            ..all()
+            ..list_all()
         },
         vec![s1.id, s2.id],
     )
@@ -1218,7 +1217,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             parent_session_id: Some(s1.id),
-            ..all()
+            ..list_all()
         },
         vec![s2.id],
     )
@@ -1226,7 +1225,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             created_before: Some(base + 3),
-            ..all()
+            ..list_all()
         },
         vec![s1.id, s2.id],
     )
@@ -1234,7 +1233,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             created_after: Some(base + 3),
-            ..all()
+            ..list_all()
         },
         vec![s4.id],
     )
@@ -1243,7 +1242,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
         SessionFilter {
             created_after: Some(base + 1),
             created_before: Some(base + 4),
-            ..all()
+            ..list_all()
         },
         vec![s2.id, s3.id],
     )
@@ -1251,7 +1250,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             finished_before: Some(base + 60),
-            ..all()
+            ..list_all()
         },
         vec![s4.id],
     )
@@ -1259,7 +1258,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             finished_after: Some(base + 50),
-            ..all()
+            ..list_all()
         },
         vec![s3.id],
     )
@@ -1267,7 +1266,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             finished_after: Some(base),
-            ..all()
+            ..list_all()
         },
         vec![s3.id, s4.id],
     )
@@ -1277,7 +1276,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
             agents: vec!["alpha".to_owned()],
             statuses: vec![SessionStatus::Completed, SessionStatus::Pending],
             group_id: Some("g1".to_owned()),
-            ..all()
+            ..list_all()
         },
         vec![s1.id],
     )
@@ -1285,7 +1284,7 @@ pub async fn list_filters_all_must_hold<S: Store + ?Sized>(store: Arc<S>) {
     check(
         SessionFilter {
             agents: vec!["gamma".to_owned()],
-            ..all()
+            ..list_all()
         },
         Vec::new(),
     )

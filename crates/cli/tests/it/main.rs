@@ -2,5 +2,16 @@
 //! the scripted model server, spoken to over HTTP on 127.0.0.1.
 
 mod common;
+mod controls;
+mod crash;
+mod events_changes;
+mod feedback_resources;
+mod helpers;
 mod lifecycle;
+mod list;
+mod messages;
+mod overrides;
+mod quota;
+mod robustness;
 mod sessions_api;
+mod tool_results;

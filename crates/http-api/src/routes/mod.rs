@@ -5,6 +5,8 @@ mod health;
 mod sessions;
 
 use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::AppState;
@@ -44,4 +46,43 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .nest("/api/v2", sessions)
         .fallback(|| async { ApiError::NotFound("No such route.".to_string()) })
+        .layer(axum::middleware::map_response(json_framework_errors))
+}
+
+/// The router's own refusals (a wrong method, a path segment that is not UTF-8) are
+/// plain text; clients expect every error as JSON, with a path error as a 422 naming it.
+async fn json_framework_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error()) {
+        return response;
+    }
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = response.headers().get(header::ALLOW).cloned();
+            let mut json = (
+                status,
+                axum::Json(agentd_api_types::error_body(
+                    "This method is not allowed on this path.",
+                    "method_not_allowed",
+                )),
+            )
+                .into_response();
+            if let Some(allow) = allow {
+                json.headers_mut().insert(header::ALLOW, allow);
+            }
+            json
+        }
+        StatusCode::BAD_REQUEST => {
+            let text = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            ApiError::field(&["path"], "value_error", text, None).into_response()
+        }
+        _ => response,
+    }
 }
