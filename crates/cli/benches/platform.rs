@@ -93,7 +93,7 @@ fn client() -> reqwest::Client {
 }
 
 fn quick() -> bool {
-    std::env::var("BENCH_QUICK").is_ok()
+    std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn scaled(n: usize) -> usize {
@@ -335,6 +335,7 @@ async fn bench_wake_latency(model: &ScriptedModel) {
     }
 
     let mut latencies = Vec::new();
+    let mut lower_bounds = Vec::new();
     for _ in 0..rounds {
         // Every session gets a waiter; then messages are sent one at a time, and each
         // waiter's wake is timed from the moment its message was acknowledged (the
@@ -383,6 +384,7 @@ async fn bench_wake_latency(model: &ScriptedModel) {
         // Let every poll reach the server and park.
         tokio::time::sleep(Duration::from_millis(500)).await;
         for (id, join) in ids.iter().zip(joins) {
+            let sending = Instant::now();
             let sent = http
                 .post(format!("{}/api/v2/sessions/{id}/messages", server.base))
                 .bearer_auth(&server.key)
@@ -393,7 +395,10 @@ async fn bench_wake_latency(model: &ScriptedModel) {
             assert_eq!(sent.status().as_u16(), 202);
             let acked = Instant::now();
             let read = join.await.unwrap();
-            latencies.push(read.saturating_duration_since(acked));
+            // The commit happened between sending the message and its acknowledgement:
+            // from the send is an upper bound on commit-to-read, from the ack a lower one.
+            latencies.push(read.saturating_duration_since(sending));
+            lower_bounds.push(read.saturating_duration_since(acked));
         }
     }
     floor.sort();
@@ -408,9 +413,14 @@ async fn bench_wake_latency(model: &ScriptedModel) {
         ms(percentile(&floor, 0.99))
     );
     println!(
-        "  commit -> waiter's read        p50 {}  p99 {}   (target p99 <= 1 ms)",
+        "  commit -> waiter's read, at most   p50 {}  p99 {}   (target p99 <= 1 ms; from sending the message)",
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99))
+    );
+    println!(
+        "  commit -> waiter's read, at least  p50 {}  p99 {}   (from its acknowledgement)",
+        ms(percentile(&lower_bounds, 0.5)),
+        ms(percentile(&lower_bounds, 0.99))
     );
 }
 

@@ -61,7 +61,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         blobs: Arc::new(FsBlobStore::new(blobs_path)),
         agents: Arc::new(settings.agents),
         public_url: settings.public_url,
-        metrics: None,
+        metrics: Some(install_metrics()),
     };
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "serving");
     // Scripts and tests wait for this line to know the server is up and on which port.
@@ -78,6 +78,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     agentd_http_api::serve(listener, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Prometheus recorder behind `GET /metrics`. Histograms are summarised on render
+/// and between renders by a periodic upkeep.
+fn install_metrics() -> agentd_http_api::MetricsRender {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("a metrics recorder was already installed");
+    }
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Arc::new(move || handle.render())
 }
 
 async fn wait_for_signal() {

@@ -205,16 +205,24 @@ async fn step(
         }
     };
     tracing::debug!(step = record.steps + 1, forced = ?forced, "calling the model");
+    let call_started = std::time::Instant::now();
+    let model_label = endpoint.name.clone();
     let reply = tokio::select! {
         reply = inner.model.chat(&endpoint, &request) => reply,
         _ = epoch_moved(feed, record.epoch) => {
             tracing::debug!("model call abandoned: a control moved the session");
+            metrics::counter!("agentd_model_calls_total", "model" => model_label, "result" => "abandoned").increment(1);
             return Ok(());
         }
         // Time is up: the next iteration records it and asks for the forced answer.
         _ = sleep_until_deadline => return Ok(()),
         _ = inner.shutdown.cancelled() => return Ok(()),
     };
+    metrics::histogram!("agentd_model_call_seconds", "model" => model_label.clone())
+        .record(call_started.elapsed().as_secs_f64());
+    let result_label = if reply.is_ok() { "ok" } else { "error" };
+    metrics::counter!("agentd_model_calls_total", "model" => model_label, "result" => result_label)
+        .increment(1);
     let reply = match reply {
         Ok(reply) => reply,
         Err(e) => {
@@ -648,7 +656,11 @@ async fn commit_step(
     };
     match inner.store.commit(record.id, &guard, update, events).await {
         Ok(committed) => {
+            if committed.steps > record.steps {
+                metrics::counter!("agentd_steps_total").increment(1);
+            }
             if committed.status != record.status {
+                metrics::counter!("agentd_session_transitions_total", "to" => committed.status.as_str()).increment(1);
                 tracing::info!(
                     from = record.status.as_str(),
                     to = committed.status.as_str(),

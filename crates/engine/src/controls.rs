@@ -175,6 +175,8 @@ impl Engine {
             {
                 Ok(committed) => {
                     tracing::info!(session_id = %id, control = control.as_str(), status = committed.status.as_str(), "control applied");
+                    metrics::counter!("agentd_controls_total", "control" => control.as_str())
+                        .increment(1);
                     self.scheduler.after_commit(&record, &committed).await;
                     return Ok(());
                 }

@@ -173,6 +173,8 @@ impl Engine {
             .create_session(new, admission, idempotency)
             .await?;
         if let CreateOutcome::Created(record) = &outcome {
+            metrics::counter!("agentd_sessions_created_total", "status" => record.status.as_str())
+                .increment(1);
             tracing::info!(session_id = %record.id, status = record.status.as_str(), "session created");
             if record.status.is_runnable() {
                 self.scheduler.ensure_running(record.id);

@@ -100,6 +100,7 @@ impl Scheduler {
             return;
         }
         runners.insert(id, false);
+        metrics::gauge!("agentd_runners").set(runners.len() as f64);
         drop(runners);
         let this = self.clone();
         self.inner.tasks.spawn(async move {
@@ -113,6 +114,7 @@ impl Scheduler {
                     }
                     _ => {
                         runners.remove(&id);
+                        metrics::gauge!("agentd_runners").set(runners.len() as f64);
                         return;
                     }
                 }

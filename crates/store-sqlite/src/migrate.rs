@@ -5,7 +5,7 @@
 
 use agentd_domain::time::now_ms;
 use agentd_store::{Result, StoreError};
-use sqlx::{Connection, SqliteConnection};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::codec::DbResultExt;
 
@@ -23,30 +23,30 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// Brings the database up to the newest version in `migrations`; returns the versions applied.
-pub(crate) async fn migrate(
-    conn: &mut SqliteConnection,
-    migrations: &[Migration],
-) -> Result<Vec<i64>> {
-    sqlx::raw_sql(
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<i64>> {
+    conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
              applied_at INTEGER NOT NULL
          )",
     )
-    .execute(&mut *conn)
-    .await
     .db()?;
 
     let mut applied = Vec::new();
     for migration in migrations {
         // Read the version inside the write transaction, so that two processes opening
-        // one file at once cannot both apply a script.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.db()?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-                .fetch_one(&mut *tx)
-                .await
-                .db()?;
+        // one file at once cannot both apply a script. Dropping the transaction without
+        // committing rolls it back.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let current: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |row| row.get(0),
+            )
+            .db()?;
         let newest_known = migrations.last().map_or(0, |m| m.version);
         if current > newest_known {
             return Err(StoreError::Backend(format!(
@@ -54,25 +54,20 @@ pub(crate) async fn migrate(
             )));
         }
         if migration.version <= current {
-            tx.rollback().await.db()?;
             continue;
         }
-        sqlx::raw_sql(migration.sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                StoreError::Backend(format!(
-                    "sqlite: migration {} failed: {e}",
-                    migration.version
-                ))
-            })?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
-            .bind(migration.version)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        tx.commit().await.db()?;
+        tx.execute_batch(migration.sql).map_err(|e| {
+            StoreError::Backend(format!(
+                "sqlite: migration {} failed: {e}",
+                migration.version
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            (migration.version, now_ms()),
+        )
+        .db()?;
+        tx.commit().db()?;
         tracing::info!(
             version = migration.version,
             "applied sqlite schema migration"
@@ -84,30 +79,32 @@ pub(crate) async fn migrate(
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Connection;
-
     use super::*;
 
-    async fn memory() -> SqliteConnection {
-        SqliteConnection::connect("sqlite::memory:").await.unwrap()
+    fn memory() -> Connection {
+        Connection::open_in_memory().unwrap()
     }
 
-    async fn tables(conn: &mut SqliteConnection) -> Vec<String> {
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(conn)
-            .await
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut statement = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn applies_each_script_once_and_upgrades_older_databases() {
-        let mut conn = memory().await;
+    #[test]
+    fn applies_each_script_once_and_upgrades_older_databases() {
+        let mut conn = memory();
         let first = [Migration {
             version: 1,
             sql: "CREATE TABLE a (x INTEGER);",
         }];
-        assert_eq!(migrate(&mut conn, &first).await.unwrap(), vec![1]);
-        assert_eq!(migrate(&mut conn, &first).await.unwrap(), Vec::<i64>::new());
+        assert_eq!(migrate(&mut conn, &first).unwrap(), vec![1]);
+        assert_eq!(migrate(&mut conn, &first).unwrap(), Vec::<i64>::new());
 
         let both = [
             Migration {
@@ -119,24 +116,28 @@ mod tests {
                 sql: "CREATE TABLE b (y INTEGER); INSERT INTO b VALUES (1);",
             },
         ];
-        assert_eq!(migrate(&mut conn, &both).await.unwrap(), vec![2]);
-        assert_eq!(tables(&mut conn).await, ["a", "b", "schema_migrations"]);
+        assert_eq!(migrate(&mut conn, &both).unwrap(), vec![2]);
+        assert_eq!(tables(&conn), ["a", "b", "schema_migrations"]);
     }
 
-    #[tokio::test]
-    async fn a_failing_script_leaves_no_trace() {
-        let mut conn = memory().await;
+    #[test]
+    fn a_failing_script_leaves_no_trace() {
+        let mut conn = memory();
         let broken = [Migration {
             version: 1,
             sql: "CREATE TABLE a (x INTEGER); THIS IS NOT SQL;",
         }];
-        assert!(migrate(&mut conn, &broken).await.is_err());
-        assert_eq!(tables(&mut conn).await, ["schema_migrations"]);
+        assert!(migrate(&mut conn, &broken).is_err());
+        assert_eq!(tables(&conn), ["schema_migrations"]);
+        assert!(
+            conn.is_autocommit(),
+            "the failed transaction was rolled back"
+        );
     }
 
-    #[tokio::test]
-    async fn refuses_a_database_from_a_newer_build() {
-        let mut conn = memory().await;
+    #[test]
+    fn refuses_a_database_from_a_newer_build() {
+        let mut conn = memory();
         let newer = [
             Migration {
                 version: 1,
@@ -147,19 +148,19 @@ mod tests {
                 sql: "SELECT 1;",
             },
         ];
-        migrate(&mut conn, &newer).await.unwrap();
+        migrate(&mut conn, &newer).unwrap();
         let older = [Migration {
             version: 1,
             sql: "SELECT 1;",
         }];
-        let error = migrate(&mut conn, &older).await.unwrap_err();
+        let error = migrate(&mut conn, &older).unwrap_err();
         assert!(error.to_string().contains("newer"), "{error}");
     }
 
-    #[tokio::test]
-    async fn the_embedded_schema_applies() {
-        let mut conn = memory().await;
-        assert_eq!(migrate(&mut conn, MIGRATIONS).await.unwrap(), vec![1]);
-        assert!(tables(&mut conn).await.contains(&"sessions".to_owned()));
+    #[test]
+    fn the_embedded_schema_applies() {
+        let mut conn = memory();
+        assert_eq!(migrate(&mut conn, MIGRATIONS).unwrap(), vec![1]);
+        assert!(tables(&conn).contains(&"sessions".to_owned()));
     }
 }

@@ -1,15 +1,18 @@
 //! The read side: queries the store runs on its reader connections, which never write.
 //! In WAL mode each read sees the last committed state without waiting for the writer.
-//! The two lookups the write side also needs ([`fetch_session`], [`org_load`]) take any
-//! executor, so a write transaction runs the same query on its own connection.
+//! The two lookups the write side also needs ([`fetch_session`], [`org_load`]) run on
+//! whatever connection they are given, so a write job runs the same query inside its
+//! transaction.
 
 use agentd_domain::time::Millis;
 use agentd_domain::{OrgId, SessionId, SessionStatus};
 use agentd_store::{EventPageQuery, EventRecord, Result, SessionFilter, SessionRecord};
-use sqlx::{Connection, Executor, QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
 
 use crate::codec::{
-    DbResultExt, event_from_row, parse_session_id, session_columns, session_from_row,
+    Column, DbResultExt, collect, event_from_row, parse_session_id, session_columns,
+    session_from_row,
 };
 
 /// `LIMIT`/`OFFSET` of a 1-based page; page 0 reads as page 1.
@@ -22,21 +25,57 @@ fn to_u64(count: i64) -> u64 {
     u64::try_from(count).unwrap_or(0)
 }
 
+/// SQL text built piece by piece with its parameters, for queries whose shape depends
+/// on the filters given. Such statements are prepared each time rather than cached:
+/// their variants are many and would push the fixed queries out of the cache.
+#[derive(Default)]
+struct DynamicSql {
+    text: String,
+    params: Vec<SqlValue>,
+}
+
+impl DynamicSql {
+    fn new(text: &str) -> Self {
+        DynamicSql {
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
+        self.text.push('?');
+        self.params.push(value.into());
+        self
+    }
+
+    /// `?, ?, …` binding each value.
+    fn bind_list<V: Into<SqlValue>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(value);
+        }
+        self
+    }
+}
+
 /// One session by id, on any connection: a reader, or the writer inside a transaction.
-pub(crate) async fn fetch_session<'e>(
-    executor: impl Executor<'e, Database = Sqlite>,
-    id: &str,
-) -> Result<Option<SessionRecord>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        session_columns!(),
-        " FROM sessions WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(executor)
-    .await
-    .db()?;
-    row.as_ref().map(session_from_row).transpose()
+pub(crate) fn fetch_session(conn: &Connection, id: &str) -> Result<Option<SessionRecord>> {
+    let mut statement = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = ?"
+        ))
+        .db()?;
+    let mut rows = statement.query([id]).db()?;
+    rows.next().db()?.map(session_from_row).transpose()
 }
 
 /// A counter of `org_load`; an organisation without a row has none.
@@ -45,46 +84,41 @@ pub(crate) fn load_count(count: Option<i64>) -> u32 {
 }
 
 /// Slot-holding and queued sessions of an organisation, as the triggers keep them.
-pub(crate) async fn org_load<'e>(
-    executor: impl Executor<'e, Database = Sqlite>,
-    org: &OrgId,
-) -> Result<(u32, u32)> {
-    let load: Option<(i64, i64)> =
-        sqlx::query_as("SELECT active, queued FROM org_load WHERE org_id = ?")
-            .bind(&org.0)
-            .fetch_optional(executor)
-            .await
-            .db()?;
-    let (active, queued) = load.unzip();
-    Ok((load_count(active), load_count(queued)))
+pub(crate) fn org_load(conn: &Connection, org: &OrgId) -> Result<(u32, u32)> {
+    let mut statement = conn
+        .prepare_cached("SELECT active, queued FROM org_load WHERE org_id = ?")
+        .db()?;
+    let mut rows = statement.query([&org.0]).db()?;
+    let Some(row) = rows.next().db()? else {
+        return Ok((0, 0));
+    };
+    let active = Column::new(row, 0, "active").integer()?;
+    let queued = Column::new(row, 1, "queued").integer()?;
+    Ok((load_count(Some(active)), load_count(Some(queued))))
 }
 
 /// The `WHERE` clause of a session list, binding every given filter.
-fn push_list_filter(query: &mut QueryBuilder<Sqlite>, org: &OrgId, filter: &SessionFilter) {
-    query.push(" WHERE org_id = ").push_bind(org.0.clone());
+fn push_list_filter(query: &mut DynamicSql, org: &OrgId, filter: &SessionFilter) {
+    query.push(" WHERE org_id = ").bind(org.0.clone());
     if !filter.statuses.is_empty() {
-        query.push(" AND status IN (");
-        let mut list = query.separated(", ");
-        for status in &filter.statuses {
-            list.push_bind(status.as_str());
-        }
-        query.push(")");
+        query
+            .push(" AND status IN (")
+            .bind_list(filter.statuses.iter().map(|s| s.as_str().to_owned()))
+            .push(")");
     }
     if !filter.agents.is_empty() {
-        query.push(" AND agent_name IN (");
-        let mut list = query.separated(", ");
-        for agent in &filter.agents {
-            list.push_bind(agent.clone());
-        }
-        query.push(")");
+        query
+            .push(" AND agent_name IN (")
+            .bind_list(filter.agents.iter().cloned())
+            .push(")");
     }
     if let Some(group) = &filter.group_id {
-        query.push(" AND group_id = ").push_bind(group.clone());
+        query.push(" AND group_id = ").bind(group.clone());
     }
     if let Some(parent) = filter.parent_session_id {
         query
             .push(" AND parent_session_id = ")
-            .push_bind(parent.to_string());
+            .bind(parent.to_string());
     }
     if let Some(search) = &filter.search {
         // Both texts are stored lowercased, so a lowercased needle makes `instr` a
@@ -92,9 +126,9 @@ fn push_list_filter(query: &mut QueryBuilder<Sqlite>, org: &OrgId, filter: &Sess
         let needle = search.to_lowercase();
         query
             .push(" AND (instr(search_text, ")
-            .push_bind(needle.clone())
+            .bind(needle.clone())
             .push(") > 0 OR instr(search_answer, ")
-            .push_bind(needle)
+            .bind(needle)
             .push(") > 0)");
     }
     let bounds: [(&str, Option<Millis>); 4] = [
@@ -105,50 +139,69 @@ fn push_list_filter(query: &mut QueryBuilder<Sqlite>, org: &OrgId, filter: &Sess
     ];
     for (clause, bound) in bounds {
         if let Some(bound) = bound {
-            query.push(clause).push_bind(bound);
+            query.push(clause).bind(bound);
         }
     }
 }
 
-pub(crate) async fn list_sessions(
-    conn: &mut SqliteConnection,
+/// Runs `read` on one snapshot of the database. A savepoint rather than `BEGIN`: on a
+/// reader it opens a read transaction, and inside the writer's transaction (the in-memory
+/// store reads there) it nests instead of failing.
+fn in_snapshot<T>(conn: &Connection, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.prepare_cached("SAVEPOINT snapshot")
+        .and_then(|mut begin| begin.execute([]))
+        .db()?;
+    let result = read(conn);
+    // Nothing was written, so releasing is right whether the read succeeded or not.
+    let released = conn
+        .prepare_cached("RELEASE snapshot")
+        .and_then(|mut release| release.execute([]))
+        .db();
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
+pub(crate) fn list_sessions(
+    conn: &Connection,
     org: &OrgId,
     filter: &SessionFilter,
 ) -> Result<(Vec<SessionRecord>, u64)> {
     // Page and total from one snapshot, so the total always covers the page.
-    let mut tx = conn.begin().await.db()?;
+    in_snapshot(conn, |conn| {
+        let mut count = DynamicSql::new("SELECT COUNT(*) FROM sessions");
+        push_list_filter(&mut count, org, filter);
+        let total: i64 = conn
+            .query_row(&count.text, params_from_iter(&count.params), |row| {
+                row.get(0)
+            })
+            .db()?;
 
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sessions");
-    push_list_filter(&mut count, org, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await.db()?;
-
-    let (limit, offset) = page_window(filter.page, filter.size);
-    let mut sessions = Vec::new();
-    if total > offset && limit > 0 {
-        let mut page =
-            QueryBuilder::<Sqlite>::new(concat!("SELECT ", session_columns!(), " FROM sessions"));
-        push_list_filter(&mut page, org, filter);
-        page.push(if filter.descending {
-            " ORDER BY created_at DESC, seq DESC"
-        } else {
-            " ORDER BY created_at ASC, seq ASC"
-        });
-        page.push(" LIMIT ")
-            .push_bind(limit)
-            .push(" OFFSET ")
-            .push_bind(offset);
-        let rows = page.build().fetch_all(&mut *tx).await.db()?;
-        sessions = rows
-            .iter()
-            .map(session_from_row)
-            .collect::<Result<Vec<_>>>()?;
-    }
-    tx.commit().await.db()?;
-    Ok((sessions, to_u64(total)))
+        let (limit, offset) = page_window(filter.page, filter.size);
+        let mut sessions = Vec::new();
+        if total > offset && limit > 0 {
+            let mut page =
+                DynamicSql::new(concat!("SELECT ", session_columns!(), " FROM sessions"));
+            push_list_filter(&mut page, org, filter);
+            page.push(if filter.descending {
+                " ORDER BY created_at DESC, seq DESC"
+            } else {
+                " ORDER BY created_at ASC, seq ASC"
+            });
+            page.push(" LIMIT ")
+                .bind(limit)
+                .push(" OFFSET ")
+                .bind(offset);
+            let mut statement = conn.prepare(&page.text).db()?;
+            let rows = statement.query(params_from_iter(&page.params)).db()?;
+            sessions = collect(rows, session_from_row)?;
+        }
+        Ok((sessions, to_u64(total)))
+    })
 }
 
-pub(crate) async fn events(
-    conn: &mut SqliteConnection,
+pub(crate) fn events(
+    conn: &Connection,
     id: SessionId,
     from: u64,
     limit: Option<u64>,
@@ -158,113 +211,99 @@ pub(crate) async fn events(
     };
     // A negative LIMIT means no limit in SQLite.
     let limit = limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
-    let rows = sqlx::query(
-        "SELECT idx, event_type, data, timestamp FROM events \
-         WHERE session_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
-    )
-    .bind(id.to_string())
-    .bind(from)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    rows.iter().map(event_from_row).collect()
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT idx, event_type, data, timestamp FROM events \
+             WHERE session_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .db()?;
+    let rows = statement.query((id.to_string(), from, limit)).db()?;
+    collect(rows, event_from_row)
 }
 
-pub(crate) async fn events_page(
-    conn: &mut SqliteConnection,
+pub(crate) fn events_page(
+    conn: &Connection,
     id: SessionId,
     query: &EventPageQuery,
 ) -> Result<(Vec<EventRecord>, u64)> {
     let id = id.to_string();
     let event_type = query.event_type.as_deref();
-    let mut tx = conn.begin().await.db()?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2)",
-    )
-    .bind(&id)
-    .bind(event_type)
-    .fetch_one(&mut *tx)
-    .await
-    .db()?;
-    let (limit, offset) = page_window(query.page, query.size);
-    let mut events = Vec::new();
-    if total > offset && limit > 0 {
-        let sql = if query.descending {
-            "SELECT idx, event_type, data, timestamp FROM events \
-             WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2) \
-             ORDER BY idx DESC LIMIT ?3 OFFSET ?4"
-        } else {
-            "SELECT idx, event_type, data, timestamp FROM events \
-             WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2) \
-             ORDER BY idx ASC LIMIT ?3 OFFSET ?4"
-        };
-        let rows = sqlx::query(sql)
-            .bind(&id)
-            .bind(event_type)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&mut *tx)
-            .await
+    in_snapshot(conn, |conn| {
+        let total: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM events \
+                 WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2)",
+            )
+            .db()?
+            .query_row((&id, event_type), |row| row.get(0))
             .db()?;
-        events = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<Vec<_>>>()?;
-    }
-    tx.commit().await.db()?;
-    Ok((events, to_u64(total)))
+        let (limit, offset) = page_window(query.page, query.size);
+        let mut events = Vec::new();
+        if total > offset && limit > 0 {
+            let sql = if query.descending {
+                "SELECT idx, event_type, data, timestamp FROM events \
+                 WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2) \
+                 ORDER BY idx DESC LIMIT ?3 OFFSET ?4"
+            } else {
+                "SELECT idx, event_type, data, timestamp FROM events \
+                 WHERE session_id = ?1 AND (?2 IS NULL OR event_type = ?2) \
+                 ORDER BY idx ASC LIMIT ?3 OFFSET ?4"
+            };
+            let mut statement = conn.prepare_cached(sql).db()?;
+            let rows = statement.query((&id, event_type, limit, offset)).db()?;
+            events = collect(rows, event_from_row)?;
+        }
+        Ok((events, to_u64(total)))
+    })
 }
 
-pub(crate) async fn sessions_in_status(
-    conn: &mut SqliteConnection,
+pub(crate) fn sessions_in_status(
+    conn: &Connection,
     statuses: &[SessionStatus],
 ) -> Result<Vec<SessionId>> {
     if statuses.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM sessions WHERE status IN (");
-    let mut list = query.separated(", ");
-    for status in statuses {
-        list.push_bind(status.as_str());
-    }
-    query.push(") ORDER BY seq");
-    let ids: Vec<String> = query
-        .build_query_scalar()
-        .fetch_all(&mut *conn)
-        .await
+    let mut query = DynamicSql::new("SELECT id FROM sessions WHERE status IN (");
+    query
+        .bind_list(statuses.iter().map(|s| s.as_str().to_owned()))
+        .push(") ORDER BY seq");
+    let mut statement = conn.prepare(&query.text).db()?;
+    let rows = statement.query(params_from_iter(&query.params)).db()?;
+    collect(rows, |row| {
+        parse_session_id("id", Column::new(row, 0, "id").text()?)
+    })
+}
+
+pub(crate) fn orgs_with_queued(conn: &Connection) -> Result<Vec<OrgId>> {
+    let mut statement = conn
+        .prepare_cached("SELECT org_id FROM org_load WHERE queued > 0 ORDER BY org_id")
         .db()?;
-    ids.iter().map(|id| parse_session_id("id", id)).collect()
+    let rows = statement.query([]).db()?;
+    collect(rows, |row| {
+        Ok(OrgId(Column::new(row, 0, "org_id").string()?))
+    })
 }
 
-pub(crate) async fn orgs_with_queued(conn: &mut SqliteConnection) -> Result<Vec<OrgId>> {
-    let orgs: Vec<String> =
-        sqlx::query_scalar("SELECT org_id FROM org_load WHERE queued > 0 ORDER BY org_id")
-            .fetch_all(&mut *conn)
-            .await
-            .db()?;
-    Ok(orgs.into_iter().map(OrgId).collect())
+pub(crate) fn next_idle_deadline(conn: &Connection) -> Result<Option<Millis>> {
+    let mut statement = conn
+        .prepare_cached("SELECT MIN(idle_deadline) FROM sessions WHERE status = 'idle'")
+        .db()?;
+    let mut rows = statement.query([]).db()?;
+    match rows.next().db()? {
+        Some(row) => Column::new(row, 0, "idle_deadline").optional_integer(),
+        None => Ok(None),
+    }
 }
 
-pub(crate) async fn next_idle_deadline(conn: &mut SqliteConnection) -> Result<Option<Millis>> {
-    sqlx::query_scalar("SELECT MIN(idle_deadline) FROM sessions WHERE status = 'idle'")
-        .fetch_one(&mut *conn)
-        .await
-        .db()
-}
-
-pub(crate) async fn due_idle_sessions(
-    conn: &mut SqliteConnection,
-    now: Millis,
-) -> Result<Vec<SessionRecord>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        session_columns!(),
-        " FROM sessions WHERE status = 'idle' AND idle_deadline <= ? ORDER BY idle_deadline, seq"
-    ))
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    rows.iter().map(session_from_row).collect()
+pub(crate) fn due_idle_sessions(conn: &Connection, now: Millis) -> Result<Vec<SessionRecord>> {
+    let mut statement = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE status = 'idle' AND idle_deadline <= ? ORDER BY idle_deadline, seq"
+        ))
+        .db()?;
+    let rows = statement.query([now]).db()?;
+    collect(rows, session_from_row)
 }

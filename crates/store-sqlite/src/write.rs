@@ -1,8 +1,9 @@
 //! The write side: creating sessions, guarded commits and queue promotion. Every
-//! function here runs inside one `BEGIN IMMEDIATE` transaction on the single write
-//! connection, so its reads and checks see exactly the state it writes over.
+//! function here runs as a write job on the writer thread, inside the batch's
+//! `BEGIN IMMEDIATE` transaction and the job's own savepoint, so its reads and checks see
+//! exactly the state it writes over, and an error undoes all it wrote.
 //!
-//! These functions only write; publishing to subscribers is the caller's job, after the
+//! These functions only write; publishing to subscribers is the writer's job, after the
 //! transaction committed.
 
 use agentd_domain::time::{Millis, now_ms};
@@ -11,11 +12,12 @@ use agentd_store::{
     Admission, CreateOutcome, EventRecord, Guard, IdempotencyKey, NewSession, Result,
     SessionRecord, SessionUpdate, StoreError,
 };
+use rusqlite::Connection;
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::codec::{
-    DbResultExt, optional_json, session_columns, session_from_row, subagents_json, to_i64,
+    Column, DbResultExt, collect, optional_json, session_columns, session_from_row, subagents_json,
+    to_i64,
 };
 use crate::read::{fetch_session, load_count, org_load};
 
@@ -36,18 +38,6 @@ pub(crate) enum Created {
     Unchanged(CreateOutcome),
 }
 
-/// `active, queued, request_hash, session_id, created_at` of a create's first read.
-type CreateLookup = (
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<Millis>,
-);
-
-/// Events per `INSERT` statement: five parameters each, well under SQLite's limit.
-const EVENTS_PER_STATEMENT: usize = 500;
-
 /// Records of `events` appended to a log from index `first`, all stamped `timestamp`.
 fn event_records(first: u64, timestamp: Millis, events: Vec<NewEvent>) -> Vec<EventRecord> {
     (first..)
@@ -61,48 +51,64 @@ fn event_records(first: u64, timestamp: Millis, events: Vec<NewEvent>) -> Vec<Ev
         .collect()
 }
 
-/// Adds the `INSERT` statements of `events` to a multi-statement write.
-fn push_events(
-    write: &mut QueryBuilder<Sqlite>,
-    session_id: &str,
-    events: &[EventRecord],
-) -> Result<()> {
-    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for event in chunk {
-            rows.push((to_i64(event.index)?, event));
-        }
-        write.push("INSERT INTO events (session_id, idx, event_type, data, timestamp) ");
-        write.push_values(rows, |mut row, (index, event)| {
-            row.push_bind(session_id.to_owned())
-                .push_bind(index)
-                .push_bind(event.event_type.clone())
-                .push_bind(event.data.to_string())
-                .push_bind(event.timestamp);
-        });
-        write.push("; ");
+/// Appends `events` to the session's log: one cached single-row statement per event,
+/// which inside the writer costs less than building a multi-row statement each time.
+fn insert_events(conn: &Connection, session_id: &str, events: &[EventRecord]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (session_id, idx, event_type, data, timestamp) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .db()?;
+    for event in events {
+        insert
+            .execute((
+                session_id,
+                to_i64(event.index)?,
+                &event.event_type,
+                event.data.to_string(),
+                event.timestamp,
+            ))
+            .db()?;
     }
     Ok(())
 }
 
-pub(crate) async fn create_session(
-    conn: &mut SqliteConnection,
+pub(crate) fn create_session(
+    conn: &Connection,
     new: NewSession,
     admission: Admission,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Created> {
-    // The key's binding and the organisation's load in one round trip: always one row.
-    let (active, queued, request_hash, bound_session, bound_at): CreateLookup = sqlx::query_as(
-        "SELECT l.active, l.queued, k.request_hash, k.session_id, k.created_at \
-         FROM (SELECT ?1 AS org_id, ?2 AS key) AS q \
-         LEFT JOIN org_load l ON l.org_id = q.org_id \
-         LEFT JOIN idempotency_keys k ON k.org_id = q.org_id AND k.key = q.key",
-    )
-    .bind(&new.org_id.0)
-    .bind(idempotency.as_ref().map(|key| key.key.as_str()))
-    .fetch_one(&mut *conn)
-    .await
-    .db()?;
+    // The key's binding and the organisation's load in one read: always one row.
+    let mut lookup = conn
+        .prepare_cached(
+            "SELECT l.active, l.queued, k.request_hash, k.session_id, k.created_at \
+             FROM (SELECT ?1 AS org_id, ?2 AS key) AS q \
+             LEFT JOIN org_load l ON l.org_id = q.org_id \
+             LEFT JOIN idempotency_keys k ON k.org_id = q.org_id AND k.key = q.key",
+        )
+        .db()?;
+    let mut rows = lookup
+        .query((
+            &new.org_id.0,
+            idempotency.as_ref().map(|key| key.key.as_str()),
+        ))
+        .db()?;
+    let row = rows.next().db()?.ok_or_else(|| {
+        StoreError::Backend("sqlite: the admission lookup returned no row".to_owned())
+    })?;
+    let active = Column::new(row, 0, "active").optional_integer()?;
+    let queued = Column::new(row, 1, "queued").optional_integer()?;
+    let request_hash = Column::new(row, 2, "request_hash").optional_string()?;
+    let bound_session = Column::new(row, 3, "session_id").optional_string()?;
+    let bound_at = Column::new(row, 4, "created_at").optional_integer()?;
+    // Reset the lookup's statement before this job writes.
+    drop(rows);
+    drop(lookup);
 
     if let (Some(key), Some(request_hash), Some(session_id), Some(bound_at)) =
         (&idempotency, request_hash, bound_session, bound_at)
@@ -111,11 +117,9 @@ pub(crate) async fn create_session(
         if request_hash != key.request_hash {
             return Ok(Created::Unchanged(CreateOutcome::KeyConflict));
         }
-        let session = fetch_session(&mut *conn, &session_id)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Backend("sqlite: idempotency key names a missing session".to_owned())
-            })?;
+        let session = fetch_session(conn, &session_id)?.ok_or_else(|| {
+            StoreError::Backend("sqlite: idempotency key names a missing session".to_owned())
+        })?;
         return Ok(Created::Unchanged(CreateOutcome::Replayed(session)));
     }
 
@@ -182,53 +186,50 @@ pub(crate) async fn create_session(
         feedback: None,
     };
 
-    // The row, its events and the key binding go to SQLite as one multi-statement
-    // write: one round trip to the connection's thread instead of one per statement.
-    let mut write = QueryBuilder::<Sqlite>::new(
+    conn.prepare_cached(
         "INSERT INTO sessions (id, org_id, status, created_at, last_activity_at, request, spec, \
          agent_name, group_id, parent_session_id, first_message, steps, usage, \
          subagent_session_ids, pending_tool_calls, event_count, epoch, force_answer, loop_state, \
-         shared, search_text) VALUES (",
-    );
-    write
-        .separated(", ")
-        .push_bind(id_text.clone())
-        .push_bind(session.org_id.0.clone())
-        .push_bind(status.as_str())
-        .push_bind(created_at)
-        .push_bind(created_at)
-        .push_bind(session.request.to_string())
-        .push_bind(session.spec.to_string())
-        .push_bind(session.agent_name.clone())
-        .push_bind(session.group_id.clone())
-        .push_bind(session.parent_session_id.map(|p| p.to_string()))
-        .push_bind(optional_json(session.first_message.as_ref()))
-        .push_unseparated(", 0, '[]', '[]', '[]', ")
-        .push_bind_unseparated(to_i64(event_count)?)
-        .push_unseparated(", 0, 0, '{}', 0, ")
-        .push_bind_unseparated(search_text.to_lowercase());
-    write.push("); ");
+         shared, search_text) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '[]', '[]', '[]', ?, 0, 0, '{}', 0, ?)",
+    )
+    .db()?
+    .execute(rusqlite::params![
+        id_text,
+        session.org_id.0,
+        status.as_str(),
+        created_at,
+        created_at,
+        session.request.to_string(),
+        session.spec.to_string(),
+        session.agent_name,
+        session.group_id,
+        session.parent_session_id.map(|p| p.to_string()),
+        optional_json(session.first_message.as_ref()),
+        to_i64(event_count)?,
+        search_text.to_lowercase(),
+    ])
+    .db()?;
     let events = event_records(0, created_at, events);
-    push_events(&mut write, &id_text, &events)?;
+    insert_events(conn, &id_text, &events)?;
     if let Some(key) = idempotency {
         // An expired row for the key is replaced: the key is free again.
-        write
-            .push(
-                "INSERT INTO idempotency_keys (org_id, key, request_hash, session_id, created_at) \
-                 VALUES (",
-            )
-            .separated(", ")
-            .push_bind(session.org_id.0.clone())
-            .push_bind(key.key)
-            .push_bind(key.request_hash)
-            .push_bind(id_text)
-            .push_bind(created_at);
-        write.push(
-            ") ON CONFLICT (org_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+        conn.prepare_cached(
+            "INSERT INTO idempotency_keys (org_id, key, request_hash, session_id, created_at) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (org_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
              session_id = excluded.session_id, created_at = excluded.created_at",
-        );
+        )
+        .db()?
+        .execute((
+            &session.org_id.0,
+            key.key,
+            key.request_hash,
+            &id_text,
+            created_at,
+        ))
+        .db()?;
     }
-    write.build().execute(&mut *conn).await.db()?;
 
     Ok(Created::New(Written { session, events }))
 }
@@ -350,8 +351,8 @@ fn apply(session: &mut SessionRecord, update: SessionUpdate) -> Option<String> {
 }
 
 /// Appends `events` to `session` and applies `update`, writing the row back.
-async fn write_session(
-    conn: &mut SqliteConnection,
+fn write_session(
+    conn: &Connection,
     mut session: SessionRecord,
     update: SessionUpdate,
     events: Vec<NewEvent>,
@@ -365,60 +366,46 @@ async fn write_session(
     }
     let search_answer = apply(&mut session, update);
 
-    // Events and row in one multi-statement write (one round trip). Immutable columns
-    // (ids, request, spec, creation data) are never rewritten.
-    let mut write = QueryBuilder::<Sqlite>::new("");
-    push_events(&mut write, &id_text, &events)?;
-    write
-        .push("UPDATE sessions SET status = ")
-        .push_bind(session.status.as_str())
-        .push(", started_at = ")
-        .push_bind(session.started_at)
-        .push(", finished_at = ")
-        .push_bind(session.finished_at)
-        .push(", last_activity_at = ")
-        .push_bind(session.last_activity_at)
-        .push(", latest_answer = ")
-        .push_bind(optional_json(session.latest_answer.as_ref()))
-        .push(", outcome = ")
-        .push_bind(session.outcome.map(|o| o.as_str()))
-        .push(", error = ")
-        .push_bind(session.error.clone())
-        .push(", error_code = ")
-        .push_bind(session.error_code.map(|c| c.as_str()))
-        .push(", steps = ")
-        .push_bind(i64::from(session.steps))
-        .push(", usage = ")
-        .push_bind(session.usage.to_string())
-        .push(", subagent_session_ids = ")
-        .push_bind(subagents_json(&session.subagent_session_ids))
-        .push(", pending_tool_calls = ")
-        .push_bind(session.pending_tool_calls.to_string())
-        .push(", event_count = ")
-        .push_bind(to_i64(session.event_count)?)
-        .push(", epoch = ")
-        .push_bind(to_i64(session.epoch)?)
-        .push(", force_answer = ")
-        .push_bind(session.force_answer)
-        .push(", idle_deadline = ")
-        .push_bind(session.idle_deadline)
-        .push(", loop_state = ")
-        .push_bind(session.loop_state.to_string())
-        .push(", shared = ")
-        .push_bind(session.shared)
-        .push(", feedback = ")
-        .push_bind(optional_json(session.feedback.as_ref()))
-        .push(", search_answer = COALESCE(")
-        .push_bind(search_answer)
-        .push(", search_answer) WHERE id = ")
-        .push_bind(id_text);
-    write.build().execute(&mut *conn).await.db()?;
+    insert_events(conn, &id_text, &events)?;
+    // Immutable columns (ids, request, spec, creation data) are never rewritten.
+    conn.prepare_cached(
+        "UPDATE sessions SET status = ?, started_at = ?, finished_at = ?, \
+         last_activity_at = ?, latest_answer = ?, outcome = ?, error = ?, error_code = ?, \
+         steps = ?, usage = ?, subagent_session_ids = ?, pending_tool_calls = ?, \
+         event_count = ?, epoch = ?, force_answer = ?, idle_deadline = ?, loop_state = ?, \
+         shared = ?, feedback = ?, search_answer = COALESCE(?, search_answer) WHERE id = ?",
+    )
+    .db()?
+    .execute(rusqlite::params![
+        session.status.as_str(),
+        session.started_at,
+        session.finished_at,
+        session.last_activity_at,
+        optional_json(session.latest_answer.as_ref()),
+        session.outcome.map(|o| o.as_str()),
+        session.error,
+        session.error_code.map(|c| c.as_str()),
+        i64::from(session.steps),
+        session.usage.to_string(),
+        subagents_json(&session.subagent_session_ids),
+        session.pending_tool_calls.to_string(),
+        to_i64(session.event_count)?,
+        to_i64(session.epoch)?,
+        session.force_answer,
+        session.idle_deadline,
+        session.loop_state.to_string(),
+        session.shared,
+        optional_json(session.feedback.as_ref()),
+        search_answer,
+        id_text,
+    ])
+    .db()?;
 
     Ok(Written { session, events })
 }
 
-pub(crate) async fn commit(
-    conn: &mut SqliteConnection,
+pub(crate) fn commit(
+    conn: &Connection,
     session: SessionRecord,
     guard: &Guard,
     update: SessionUpdate,
@@ -433,7 +420,7 @@ pub(crate) async fn commit(
         return Ok(Committed::Refused(Refusal::Guard(Box::new(session))));
     }
     if let Some(limit) = guard.slot_limit {
-        let (active, _) = org_load(&mut *conn, &session.org_id).await?;
+        let (active, _) = org_load(conn, &session.org_id)?;
         let others = active.saturating_sub(u32::from(session.status.holds_slot()));
         if others >= limit {
             return Ok(Committed::Refused(Refusal::Quota {
@@ -445,52 +432,51 @@ pub(crate) async fn commit(
     if events.is_empty() && is_noop(&update) {
         return Ok(Committed::Unchanged(session));
     }
-    Ok(Committed::Written(
-        write_session(conn, session, update, events).await?,
-    ))
+    Ok(Committed::Written(write_session(
+        conn, session, update, events,
+    )?))
 }
 
 /// Moves up to the free slots' worth of the organisation's oldest queued sessions to
 /// `pending`, appending `events` to each.
-pub(crate) async fn promote_queued(
-    conn: &mut SqliteConnection,
+pub(crate) fn promote_queued(
+    conn: &Connection,
     org: &OrgId,
     slot_limit: u32,
     events: Vec<NewEvent>,
 ) -> Result<Vec<Written>> {
-    let (active, queued) = org_load(&mut *conn, org).await?;
+    let (active, queued) = org_load(conn, org)?;
     let free = slot_limit.saturating_sub(active).min(queued);
     if free == 0 {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        session_columns!(),
-        " FROM sessions WHERE org_id = ? AND status = 'queued' ORDER BY seq LIMIT ?"
-    ))
-    .bind(&org.0)
-    .bind(i64::from(free))
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    let queued = rows
-        .iter()
-        .map(session_from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let queued = {
+        let mut statement = conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE org_id = ? AND status = 'queued' ORDER BY seq LIMIT ?"
+            ))
+            .db()?;
+        collect(
+            statement.query((&org.0, i64::from(free))).db()?,
+            session_from_row,
+        )?
+    };
     let mut promoted = Vec::with_capacity(queued.len());
     for session in queued {
         let update = SessionUpdate {
             status: Some(SessionStatus::Pending),
             ..SessionUpdate::default()
         };
-        promoted.push(write_session(conn, session, update, events.clone()).await?);
+        promoted.push(write_session(conn, session, update, events.clone())?);
     }
     Ok(promoted)
 }
 
 /// Records feedback on an existing event; false when the session has no such event.
-pub(crate) async fn set_event_feedback(
-    conn: &mut SqliteConnection,
+pub(crate) fn set_event_feedback(
+    conn: &Connection,
     session_id: &str,
     index: u64,
     feedback: &Value,
@@ -498,16 +484,14 @@ pub(crate) async fn set_event_feedback(
     let Ok(index) = i64::try_from(index) else {
         return Ok(false);
     };
-    let done = sqlx::query(
-        "INSERT INTO event_feedback (session_id, idx, data) \
-         SELECT session_id, idx, ? FROM events WHERE session_id = ? AND idx = ? \
-         ON CONFLICT (session_id, idx) DO UPDATE SET data = excluded.data",
-    )
-    .bind(feedback.to_string())
-    .bind(session_id)
-    .bind(index)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    Ok(done.rows_affected() > 0)
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO event_feedback (session_id, idx, data) \
+             SELECT session_id, idx, ? FROM events WHERE session_id = ? AND idx = ? \
+             ON CONFLICT (session_id, idx) DO UPDATE SET data = excluded.data",
+        )
+        .db()?
+        .execute((feedback.to_string(), session_id, index))
+        .db()?;
+    Ok(written > 0)
 }

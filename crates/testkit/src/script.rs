@@ -26,6 +26,10 @@ struct Rule {
     pattern: String,
     #[serde(deserialize_with = "one_or_many")]
     replies: Vec<Reply>,
+    /// The reply to a request whose `tool_choice` forces a function (a forced final
+    /// answer), whatever the turn; without it forced requests follow `replies`.
+    #[serde(default)]
+    forced: Option<Reply>,
 }
 
 /// One scripted answer. Unknown fields are refused so a typo in a test script fails
@@ -117,16 +121,28 @@ impl Script {
     /// Picks the reply for a chat request body; `Err` explains why none applies.
     pub(crate) fn select(&self, request: &Value) -> Result<SelectedReply, String> {
         let first_user_text = user_message_texts(request).next().unwrap_or_default();
-        let replies = self
+        let rule = self
             .rules
             .iter()
-            .find(|rule| first_user_text.contains(&rule.pattern))
+            .find(|rule| first_user_text.contains(&rule.pattern));
+        let turn = assistant_message_count(request);
+        let forces_a_function = request
+            .get("tool_choice")
+            .is_some_and(|choice| choice.get("function").is_some());
+        if let Some(forced) = rule.and_then(|rule| rule.forced.as_ref())
+            && forces_a_function
+        {
+            return Ok(SelectedReply {
+                reply: forced.clone(),
+                turn,
+            });
+        }
+        let replies = rule
             .map(|rule| &rule.replies)
             .or(self.default.as_ref())
             .ok_or_else(|| {
                 format!("no rule of the script matched the first user message and there is no default: {first_user_text:?}")
             })?;
-        let turn = assistant_message_count(request);
         // Past the end the last reply repeats; parse() guarantees the list is not empty.
         let reply = replies
             .get(turn)

@@ -116,6 +116,31 @@ impl Server {
         }
     }
 
+    /// SIGTERM, then waits for the process to exit; returns how long it took and
+    /// whether it exited successfully.
+    pub async fn terminate(&mut self) -> (Duration, bool) {
+        let mut child = self.child.take().expect("a running server");
+        let pid = child.id().expect("pid").to_string();
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill -TERM");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("agentd exits after SIGTERM")
+            .expect("wait");
+        (started.elapsed(), exit.success())
+    }
+
+    /// Starts the server again on the same data directory.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn().await;
+    }
+
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn().await;

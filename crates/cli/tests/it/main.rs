@@ -10,6 +10,7 @@ mod helpers;
 mod lifecycle;
 mod list;
 mod messages;
+mod operations;
 mod overrides;
 mod quota;
 mod robustness;

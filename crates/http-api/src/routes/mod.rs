@@ -47,6 +47,26 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v2", sessions)
         .fallback(|| async { ApiError::NotFound("No such route.".to_string()) })
         .layer(axum::middleware::map_response(json_framework_errors))
+        .layer(axum::middleware::from_fn(record_request))
+}
+
+/// Counts requests by route template (never by concrete path: ids would explode the
+/// label set) and status, and times them.
+async fn record_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("agentd_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("agentd_http_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// The router's own refusals (a wrong method, a path segment that is not UTF-8) are
