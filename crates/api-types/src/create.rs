@@ -8,7 +8,7 @@
 //! reported at the override's key. All errors found are reported together.
 
 use agentd_domain::spec::BUILTIN_TOOL_NAMES;
-use agentd_domain::{AgentSpec, SessionId, SessionSpec, ToolDef};
+use agentd_domain::{AgentSpec, EnvironmentSpec, SessionId, SessionSpec, ToolDef};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
@@ -69,8 +69,8 @@ impl UserMessage {
 pub struct ParsedCreate {
     pub spec: SessionSpec,
     /// The request as `Session.request` echoes it: the agent resolved with every Agent
-    /// key present and the overrides applied, messages in full form, every optional
-    /// field present (null when absent).
+    /// key present and the overrides applied, environments in the newest Browser shape,
+    /// messages in full form, every optional field present (null when absent).
     pub request_echo: Value,
     /// The catalog name when `agent` was a string (without a `:N` revision).
     pub agent_name: Option<String>,
@@ -181,7 +181,7 @@ pub fn parse_create(body: &Value, catalog: &dyn Catalog) -> Result<ParsedCreate,
             );
         }
     }
-    let agent = root.get("agent").cloned().unwrap_or(Value::Null);
+    let mut agent = root.get("agent").cloned().unwrap_or(Value::Null);
     let agent_spec = match validate_agent(&agent, catalog) {
         Ok(spec) => Some(spec),
         Err(agent_errors) => {
@@ -197,6 +197,7 @@ pub fn parse_create(body: &Value, catalog: &dyn Catalog) -> Result<ParsedCreate,
         return Err(CreateError::Invalid(errors.0));
     };
 
+    echo_environments(&mut agent, &agent_spec.environments);
     let mut echo_overrides = override_map.clone();
     if let Some(schema) = answer_format_alias {
         echo_overrides
@@ -651,15 +652,55 @@ fn is_tool_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn parse_environments(value: &Value, here: &[LocItem], errors: &mut Errors) -> Vec<Value> {
+/// `agent.environments`, at most one per kind: a second browser could only be ignored,
+/// as the engine drives one.
+fn parse_environments(
+    value: &Value,
+    here: &[LocItem],
+    errors: &mut Errors,
+) -> Vec<EnvironmentSpec> {
     let Some(items) = errors.take(validate::list(value, here)) else {
         return Vec::new();
     };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| errors.take(environments::parse_environment(item, &at(here, i))))
-        .collect()
+    let mut parsed: Vec<EnvironmentSpec> = Vec::new();
+    let mut first_of_kind: Vec<(&str, usize)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_loc = at(here, i);
+        let Some(environment) = errors.take_all(environments::parse_environment(item, &item_loc))
+        else {
+            continue;
+        };
+        let kind = environments::kind(&environment);
+        if let Some((_, first)) = first_of_kind.iter().find(|(seen, _)| *seen == kind) {
+            errors.push(FieldError::value_error(
+                item_loc,
+                format!(
+                    "An agent has at most one environment per kind; environment {first} is already a '{kind}' environment"
+                ),
+                Some(item.clone()),
+            ));
+            continue;
+        }
+        first_of_kind.push((kind, i));
+        parsed.push(environment);
+    }
+    parsed
+}
+
+/// Puts the environments in the echo in the newest wire shape, legacy shapes
+/// normalised and defaults filled, so the echo shows what the session runs rather than
+/// what the request happened to spell. The agent validated, so its environments are
+/// exactly `specs`, in order.
+fn echo_environments(agent: &mut Value, specs: &[EnvironmentSpec]) {
+    if let Value::Object(fields) = agent {
+        let wire = specs
+            .iter()
+            .map(|environment| match environment {
+                EnvironmentSpec::Web(web) => environments::to_wire(web),
+            })
+            .collect();
+        fields.insert("environments".into(), Value::Array(wire));
+    }
 }
 
 // ---- canonical JSON

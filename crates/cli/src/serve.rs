@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use agentd_engine::Engine;
+use agentd_browser::policy::NetworkPolicy;
+use agentd_browser::{BrowserConfig, WebEnvironments};
+use agentd_engine::{Engine, WebParts};
 use agentd_http_api::AppState;
 use agentd_store::{DynStore, FsBlobStore};
 use agentd_store_sqlite::SqliteStore;
@@ -44,21 +46,41 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "no model is configured: set AGENTD_MODEL_BASE_URL (and AGENTD_MODEL), or add [models] to the config file"
         );
     }
-    let blobs_path = settings.blobs_path();
-    let engine = Engine::new(store.clone(), settings.engine);
+    // Bound first: the browser's policy refuses the server's own address, and
+    // observations link screenshots by the server's URL.
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+
+    let blobs: Arc<FsBlobStore> = Arc::new(FsBlobStore::new(settings.blobs_path()));
+    let mut policy = NetworkPolicy::from_allow_list(&settings.browser.allow_hosts)
+        .map_err(|e| anyhow::anyhow!("AGENTD_BROWSER_ALLOW_HOSTS / browser.allow_hosts: {e}"))?;
+    policy.deny_socket(address);
+    let browser = Arc::new(WebEnvironments::new(BrowserConfig {
+        chromium: settings.browser.chromium.clone(),
+        dir: settings.browser_path(),
+        policy,
+        warm_contexts: settings.browser.warm_contexts,
+    }));
+    let web = WebParts {
+        environments: browser.clone(),
+        blobs: blobs.clone(),
+        public_url: settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+    };
+    let engine = Engine::new(store.clone(), settings.engine, Some(web));
     engine
         .start()
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
 
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let address = listener.local_addr()?;
     let state = AppState {
         engine: engine.clone(),
         store,
-        blobs: Arc::new(FsBlobStore::new(blobs_path)),
+        blobs,
         agents: Arc::new(settings.agents),
         public_url: settings.public_url,
         metrics: Some(install_metrics()),
@@ -74,6 +96,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         // Runners stop and long-polls return first, so the drain is short.
         shutdown_engine.shutdown().await;
+        browser.shutdown().await;
     };
     agentd_http_api::serve(listener, state, shutdown).await?;
     tracing::info!("stopped");

@@ -30,6 +30,29 @@ struct FileConfig {
     models: BTreeMap<String, ModelConfig>,
     #[serde(default)]
     agents: Vec<toml::Value>,
+    #[serde(default)]
+    browser: BrowserFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrowserFileConfig {
+    /// The Chromium binary; found on PATH when absent.
+    chromium: Option<PathBuf>,
+    /// Hosts and CIDRs the browser may reach although they are internal.
+    #[serde(default)]
+    allow_hosts: Vec<String>,
+    /// Browser contexts kept ready for the next sessions.
+    warm_contexts: Option<usize>,
+}
+
+/// The browser's settings, as `agentd serve` hands them to the browser crate.
+#[derive(Debug)]
+pub struct BrowserSettings {
+    pub chromium: Option<PathBuf>,
+    /// Comma-separated, the config file's entries first.
+    pub allow_hosts: String,
+    pub warm_contexts: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -62,6 +85,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub engine: EngineConfig,
     pub agents: HashMap<String, Value>,
+    pub browser: BrowserSettings,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -149,6 +173,22 @@ impl Settings {
                 answer_grace: Duration::from_secs(30),
             },
             agents,
+            browser: BrowserSettings {
+                chromium: env("AGENTD_BROWSER_CHROMIUM")
+                    .map(PathBuf::from)
+                    .or(file.browser.chromium),
+                allow_hosts: file
+                    .browser
+                    .allow_hosts
+                    .iter()
+                    .cloned()
+                    .chain(env("AGENTD_BROWSER_ALLOW_HOSTS"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                warm_contexts: env_parse("AGENTD_BROWSER_WARM_CONTEXTS")?
+                    .or(file.browser.warm_contexts)
+                    .unwrap_or(2),
+            },
         })
     }
 
@@ -158,6 +198,10 @@ impl Settings {
 
     pub fn blobs_path(&self) -> PathBuf {
         self.data_dir.join("resources")
+    }
+
+    pub fn browser_path(&self) -> PathBuf {
+        self.data_dir.join("browser")
     }
 }
 

@@ -101,3 +101,16 @@ pub fn metrics(metrics: Value) -> NewEvent {
 fn agent_event(data: Value) -> NewEvent {
     NewEvent::new("AgentEvent", data)
 }
+
+/// What the agent perceived at the start of a step; `image` is the screenshot's
+/// absolute resource URL.
+pub fn observation(kind: &str, text: &str, image: Option<&str>, metadata: Value) -> NewEvent {
+    let image = image.map(|url| json!({"type": "url", "source": url, "media_type": "image/jpeg"}));
+    agent_event(json!({
+        "kind": "observation_event",
+        "type": kind,
+        "text": text,
+        "image": image,
+        "metadata": metadata,
+    }))
+}

@@ -20,5 +20,5 @@ pub mod time;
 
 pub use events::NewEvent;
 pub use ids::{OrgId, SessionId};
-pub use spec::{AgentSpec, SessionSpec, ToolDef};
+pub use spec::{AgentSpec, BrowserMode, EnvironmentSpec, SessionSpec, ToolDef, WebSpec};
 pub use status::{Control, ControlDecision, ErrorCode, Outcome, SessionStatus};

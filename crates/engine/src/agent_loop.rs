@@ -12,15 +12,21 @@
 use std::time::Duration;
 
 use agentd_domain::time::{Millis, now_ms};
-use agentd_domain::{ErrorCode, NewEvent, Outcome, SessionId, SessionSpec, SessionStatus, events};
+use agentd_domain::{
+    ErrorCode, NewEvent, Outcome, SessionId, SessionSpec, SessionStatus, WebSpec, events,
+};
+use agentd_environment::{ActionResult, Opened};
 use agentd_model_client::{
     ChatMessage, ChatRequest, ChatResponse, ContentPart, ModelEndpoint, ToolCall, ToolChoice,
+    ToolSpec,
 };
-use agentd_store::{ChangeReceiver, Guard, SessionRecord, SessionUpdate, StoreError};
+use agentd_store::{Blob, ChangeReceiver, Guard, SessionRecord, SessionUpdate, StoreError};
+use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use crate::conversation::Conversation;
+use crate::WebParts;
+use crate::conversation::{self, Conversation};
 use crate::loop_state::LoopState;
 use crate::scheduler::{Inner, Scheduler};
 use crate::{answer_format, tools};
@@ -190,7 +196,63 @@ async fn step(
         Forced::No
     };
 
-    let request = build_request(&spec, conversation, forced);
+    // The environment: its tools, and what the agent sees before it decides.
+    let mut env_tools = Vec::new();
+    let mut observed = None;
+    if let Some(web) = spec.agent.web() {
+        let Some(parts) = inner.web.as_ref() else {
+            let message = "This server runs no browser, and the agent needs one.";
+            return fail(
+                inner,
+                scheduler,
+                record,
+                ErrorCode::EnvironmentError,
+                message,
+                SessionUpdate::default(),
+                Vec::new(),
+            )
+            .await;
+        };
+        env_tools = parts
+            .environments
+            .web_tools(web)
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.name,
+                description: t.description,
+                parameters: t.parameters,
+            })
+            .collect();
+        let skip = web.lazy && record.steps == 0;
+        if !skip {
+            let observing = observe(parts, record, web, conversation, endpoint.vision);
+            let result = tokio::select! {
+                result = observing => result,
+                _ = epoch_moved(feed, record.epoch) => return Ok(()),
+                _ = inner.shutdown.cancelled() => return Ok(()),
+            };
+            match result {
+                Ok(pair) => observed = Some(pair),
+                Err(message) => {
+                    return fail(
+                        inner,
+                        scheduler,
+                        record,
+                        ErrorCode::EnvironmentError,
+                        &message,
+                        SessionUpdate::default(),
+                        Vec::new(),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+    let (observation_event, observation_message) = match observed {
+        Some((event, message)) => (Some(event), Some(message)),
+        None => (None, None),
+    };
+    let request = build_request(&spec, conversation, observation_message, &env_tools, forced);
     let deadline = match (forced, state.time_forced_at, time_budget) {
         (Forced::ByTime, Some(forced_at), _) => Some(forced_at + grace),
         (_, _, Some(budget)) => Some(turn_started_at + budget),
@@ -240,12 +302,23 @@ async fn step(
             .await;
         }
     };
-    let outcome = handle_reply(&spec, record, &endpoint, &mut state, forced, reply);
+    let acting = handle_reply(
+        inner, &spec, record, &endpoint, &mut state, forced, reply, &env_tools,
+    );
+    // Browser actions run here; a control that stops the session stops them too.
+    let outcome = tokio::select! {
+        outcome = acting => outcome,
+        _ = epoch_moved(feed, record.epoch) => return Ok(()),
+        _ = inner.shutdown.cancelled() => return Ok(()),
+    };
     let StepOutcome {
         mut events,
         mut update,
         end,
     } = outcome;
+    if let Some(event) = observation_event {
+        events.insert(0, event);
+    }
     let now = now_ms();
     match end {
         TurnEnd::Continue => {}
@@ -310,14 +383,17 @@ struct StepOutcome {
 }
 
 /// Turns a model reply into the step's events: the policy event, one result or error
-/// per tool call, the answer, and the metrics.
-fn handle_reply(
+/// per tool call (environment tools carried out in order), the answer, and the metrics.
+#[allow(clippy::too_many_arguments)]
+async fn handle_reply(
+    inner: &Inner,
     spec: &SessionSpec,
     record: &SessionRecord,
     endpoint: &ModelEndpoint,
     state: &mut LoopState,
     forced: Forced,
     reply: ChatResponse,
+    env_tools: &[ToolSpec],
 ) -> StepOutcome {
     let mut events = Vec::new();
     if forced == Forced::BySteps {
@@ -328,7 +404,7 @@ fn handle_reply(
     if reply.tool_calls.is_empty() {
         validation_errors.push(format!(
             "Your reply called no tool. Every reply must call a tool; to finish, call `answer`. Available tools: {}.",
-            tool_names(spec).join(", ")
+            tool_names(spec, env_tools).join(", ")
         ));
     }
     events.push(events::policy(
@@ -386,6 +462,23 @@ fn handle_reply(
                     events.push(events::error_event(&e, "agent", Some(req)));
                 }
             },
+            name if env_tools.iter().any(|t| t.name == name) => {
+                let environments = inner.web.as_ref().map(|w| w.environments.clone());
+                let Some(environments) = environments else {
+                    continue;
+                };
+                match environments.act(record.id, name, &args).await {
+                    Ok(ActionResult::Done(result)) => events.push(events::tool_result(req, result)),
+                    Ok(ActionResult::Failed(error)) => {
+                        events.push(events::error_event(&error, "environment", Some(req)))
+                    }
+                    Err(e) => events.push(events::error_event(
+                        &format!("{e}. The browser is restored at the next step."),
+                        "environment",
+                        Some(req),
+                    )),
+                }
+            }
             name => match spec.agent.tools.iter().find(|t| t.name == name) {
                 Some(tool) => {
                     let checked = match &tool.input_schema {
@@ -404,7 +497,7 @@ fn handle_reply(
                 None => events.push(events::error_event(
                     &format!(
                         "Unknown tool '{name}'. Available tools: {}.",
-                        tool_names(spec).join(", ")
+                        tool_names(spec, env_tools).join(", ")
                     ),
                     "agent",
                     Some(req),
@@ -517,10 +610,87 @@ fn tool_request(call: &ToolCall) -> Value {
     json!({"tool_name": call.name, "args": args, "id": call.id})
 }
 
-fn tool_names(spec: &SessionSpec) -> Vec<String> {
+fn tool_names(spec: &SessionSpec, env_tools: &[ToolSpec]) -> Vec<String> {
     let mut names = vec![tools::ANSWER.to_string(), tools::THINK.to_string()];
+    names.extend(env_tools.iter().map(|t| t.name.clone()));
     names.extend(spec.agent.tools.iter().map(|t| t.name.clone()));
     names
+}
+
+/// Opens (or restores) the session's browser, takes its observation and stores the
+/// screenshot as a resource. Returns the observation event and the model's view of it.
+async fn observe(
+    parts: &WebParts,
+    record: &SessionRecord,
+    web: &WebSpec,
+    conversation: &mut Conversation,
+    vision: bool,
+) -> Result<(NewEvent, ChatMessage), String> {
+    let environments = &parts.environments;
+    let last_url = conversation.last_url.clone();
+    let mut opened = environments
+        .open(record.id, web, last_url.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let observation = match environments.observe(record.id).await {
+        Ok(observation) => observation,
+        // The browser went between open and observe: it is opened again, once.
+        Err(e) => {
+            tracing::warn!(error = %e, "observation failed; reopening the browser");
+            opened = environments
+                .open(record.id, web, last_url.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            environments
+                .observe(record.id)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let mut text = observation.text;
+    if let Opened::Restored { url } = &opened {
+        tracing::info!(%url, "browser restored at the session's last page");
+        text = format!(
+            "Note: the browser was restored after a restart and reopened {url}. What the page did not save (typed text, other tabs) is gone.\n{text}"
+        );
+    }
+    let mut image_url = None;
+    let mut data_url = None;
+    if let Some(shot) = observation.screenshot {
+        let key = format!("step-{:05}-{}.jpg", record.steps + 1, record.epoch);
+        let blob = Blob {
+            content_type: shot.media_type.to_string(),
+            bytes: shot.bytes,
+        };
+        let encoded = if vision {
+            let bytes = blob.bytes.clone();
+            tokio::task::spawn_blocking(move || {
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            })
+            .await
+            .ok()
+        } else {
+            None
+        };
+        parts
+            .blobs
+            .put(record.id, "screenshots", &key, blob)
+            .await
+            .map_err(|e| format!("cannot store the screenshot: {e}"))?;
+        let url = format!(
+            "{}/api/v2/sessions/{}/resources/screenshots/{key}",
+            parts.public_url.trim_end_matches('/'),
+            record.id
+        );
+        if let Some(encoded) = encoded {
+            let data = format!("data:{};base64,{encoded}", shot.media_type);
+            conversation.screenshots.insert(url.clone(), data.clone());
+            data_url = Some(data);
+        }
+        image_url = Some(url);
+    }
+    let event = events::observation(observation.kind, &text, image_url.as_deref(), observation.metadata);
+    Ok((event, conversation::observation_message(&text, data_url)))
 }
 
 fn answer_text(answer: &Value) -> String {
@@ -530,9 +700,16 @@ fn answer_text(answer: &Value) -> String {
     }
 }
 
-fn build_request(spec: &SessionSpec, conversation: &Conversation, forced: Forced) -> ChatRequest {
+fn build_request(
+    spec: &SessionSpec,
+    conversation: &Conversation,
+    observation: Option<ChatMessage>,
+    env_tools: &[ToolSpec],
+    forced: Forced,
+) -> ChatRequest {
     let mut messages = vec![ChatMessage::System(system_prompt(spec))];
     messages.extend(conversation.messages.iter().cloned());
+    messages.extend(observation);
     if forced != Forced::No {
         let why = match forced {
             Forced::ByClient => "the user asked for your answer now",
@@ -545,7 +722,9 @@ fn build_request(spec: &SessionSpec, conversation: &Conversation, forced: Forced
         ))]));
     }
     let (tools, tool_choice) = if forced == Forced::No {
-        (tools::all_tools(&spec.agent), ToolChoice::Auto)
+        let mut tools = tools::all_tools(&spec.agent);
+        tools.extend(env_tools.iter().cloned());
+        (tools, ToolChoice::Auto)
     } else {
         (
             vec![tools::answer_tool(&spec.agent)],
@@ -566,6 +745,13 @@ fn system_prompt(spec: &SessionSpec) -> String {
         "Work step by step. Every reply must call at least one tool. When the task is done, \
          call `answer` with your final answer and an honest outcome.\n",
     );
+    if agent.web().is_some() {
+        prompt.push_str(
+            "You act in a web browser. Before each step you see the page: its URL, title and tabs, \
+             and a screenshot in visual mode. Coordinates are CSS pixels of the viewport, (0,0) at the \
+             top left, as in the screenshot. A tool that fails tells you why; adjust and go on.\n",
+        );
+    }
     if let Some(schema) = &agent.answer_format {
         prompt.push_str(&format!(
             "Your final answer must be a JSON object matching this JSON Schema: {schema}\n"

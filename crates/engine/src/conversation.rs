@@ -6,9 +6,15 @@
 //! message logged while calls are still open (sent mid-step, or while the client runs
 //! its tools) is therefore held back and placed right after the last open call's result.
 
+use std::collections::HashMap;
+
 use agentd_model_client::{ChatMessage, ContentPart, ToolCall};
 use agentd_store::EventRecord;
 use serde_json::Value;
+
+/// Screenshots sent to the model as images; older ones become a line of text, so a
+/// long session's prompt does not grow without bound (`agent-harness.md` §2).
+pub const SCREENSHOTS_SHOWN: usize = 3;
 
 #[derive(Debug, Default)]
 pub struct Conversation {
@@ -17,6 +23,13 @@ pub struct Conversation {
     pub messages: Vec<ChatMessage>,
     open_calls: Vec<String>,
     held_back: Vec<ChatMessage>,
+    /// Where the browser last was, per the log: a browser lost to a restart reopens here.
+    pub last_url: Option<String>,
+    /// Screenshots this runner took, by resource URL, as data URLs. A runner started
+    /// after a restart has none of the old ones and shows their text only.
+    pub screenshots: HashMap<String, String>,
+    /// Messages holding a screenshot image, oldest first.
+    with_images: Vec<usize>,
 }
 
 impl Conversation {
@@ -37,13 +50,21 @@ impl Conversation {
         match kind {
             "message_event" => {
                 let message = ChatMessage::User(content_parts(data.get("content"), vision));
-                if self.open_calls.is_empty() {
-                    self.messages.push(message);
-                } else {
-                    self.held_back.push(message);
-                }
+                self.push_user(message);
             }
             "policy_event" => self.push_policy(data),
+            "observation_event" => {
+                if let Some(url) = data.pointer("/metadata/url").and_then(Value::as_str) {
+                    self.last_url = Some(url.to_string());
+                }
+                let text = data.get("text").and_then(Value::as_str).unwrap_or_default();
+                let image = data
+                    .pointer("/image/source")
+                    .and_then(Value::as_str)
+                    .and_then(|url| self.screenshots.remove(url));
+                let message = observation_message(text, image.filter(|_| vision));
+                self.push_user(message);
+            }
             "tool_result" => {
                 let content = match data.get("result") {
                     Some(Value::String(text)) => text.clone(),
@@ -57,6 +78,32 @@ impl Conversation {
                 self.push_tool_message(data.get("tool_req"), format!("Error: {error}"));
             }
             _ => {}
+        }
+    }
+
+    fn push_user(&mut self, message: ChatMessage) {
+        let has_image = matches!(&message, ChatMessage::User(parts) if parts.iter().any(|p| matches!(p, ContentPart::ImageUrl(_))));
+        if self.open_calls.is_empty() {
+            self.messages.push(message);
+            if has_image {
+                self.with_images.push(self.messages.len() - 1);
+                self.forget_old_images();
+            }
+        } else {
+            self.held_back.push(message);
+        }
+    }
+
+    fn forget_old_images(&mut self) {
+        while self.with_images.len() > SCREENSHOTS_SHOWN {
+            let index = self.with_images.remove(0);
+            if let Some(ChatMessage::User(parts)) = self.messages.get_mut(index) {
+                for part in parts.iter_mut() {
+                    if matches!(part, ContentPart::ImageUrl(_)) {
+                        *part = ContentPart::Text("[an earlier screenshot, no longer shown]".into());
+                    }
+                }
+            }
         }
     }
 
@@ -124,8 +171,19 @@ impl Conversation {
     }
 
     fn flush_held_back(&mut self) {
-        self.messages.append(&mut self.held_back);
+        for message in std::mem::take(&mut self.held_back) {
+            self.push_user(message);
+        }
     }
+}
+
+/// The model's view of an observation: its text, and the screenshot when there is one.
+pub fn observation_message(text: &str, image_data_url: Option<String>) -> ChatMessage {
+    let mut parts = vec![ContentPart::Text(format!("Observation:\n{text}"))];
+    if let Some(url) = image_data_url {
+        parts.push(ContentPart::ImageUrl(url));
+    }
+    ChatMessage::User(parts)
 }
 
 fn content_parts(content: Option<&Value>, vision: bool) -> Vec<ContentPart> {

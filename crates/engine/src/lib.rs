@@ -34,9 +34,10 @@ use std::time::Duration;
 
 use agentd_domain::time::now_ms;
 use agentd_domain::{NewEvent, OrgId, SessionId, SessionSpec, events};
+use agentd_environment::Environments;
 use agentd_model_client::ModelClient;
 use agentd_store::{
-    Admission, CreateOutcome, DynStore, EventRecord, IdempotencyKey, NewSession, SessionRecord,
+    Admission, BlobStore, CreateOutcome, DynStore, EventRecord, IdempotencyKey, NewSession, SessionRecord,
 };
 use serde_json::{Value, json};
 
@@ -89,6 +90,16 @@ pub struct ChangesPage {
     pub events: Vec<EventRecord>,
 }
 
+/// What a node needs to run `web` environments.
+#[derive(Clone)]
+pub struct WebParts {
+    pub environments: Arc<dyn Environments>,
+    /// Where screenshots are stored as session resources.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The server's public base URL: observations link screenshots by absolute URL.
+    pub public_url: String,
+}
+
 pub struct Engine {
     store: DynStore,
     config: Arc<EngineConfig>,
@@ -96,10 +107,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: DynStore, config: EngineConfig) -> Arc<Self> {
+    pub fn new(store: DynStore, config: EngineConfig, web: Option<WebParts>) -> Arc<Self> {
         let config = Arc::new(config);
         let scheduler =
-            scheduler::Scheduler::new(store.clone(), config.clone(), ModelClient::new());
+            scheduler::Scheduler::new(store.clone(), config.clone(), ModelClient::new(), web);
         Arc::new(Self {
             store,
             config,

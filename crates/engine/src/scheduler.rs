@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{EngineConfig, EngineError, agent_loop, delayed_start};
+use crate::{EngineConfig, EngineError, WebParts, agent_loop, delayed_start};
 
 #[derive(Clone)]
 pub(crate) struct Scheduler {
@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) store: DynStore,
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) model: ModelClient,
+    /// The browser and where screenshots go; `None` on a node without a browser.
+    pub(crate) web: Option<WebParts>,
     /// Sessions with a runner on this node; the flag is "look again before exiting".
     runners: Mutex<HashMap<SessionId, bool>>,
     /// Cancelled at shutdown: every runner and background task stops.
@@ -45,12 +47,18 @@ pub(crate) struct Inner {
 }
 
 impl Scheduler {
-    pub(crate) fn new(store: DynStore, config: Arc<EngineConfig>, model: ModelClient) -> Self {
+    pub(crate) fn new(
+        store: DynStore,
+        config: Arc<EngineConfig>,
+        model: ModelClient,
+        web: Option<WebParts>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 config,
                 model,
+                web,
                 runners: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -133,6 +141,18 @@ impl Scheduler {
         }
         if before.status.holds_slot() && !after.status.holds_slot() {
             self.promote_queued(&after.org_id).await;
+        }
+        // An ended session's browser goes at once (cancel must close it within 1 s);
+        // paused and idle sessions keep theirs.
+        if after.status.is_terminal()
+            && !before.status.is_terminal()
+            && let Some(web) = &self.inner.web
+        {
+            let environments = web.environments.clone();
+            let id = after.id;
+            self.inner
+                .tasks
+                .spawn(async move { environments.close(id).await });
         }
     }
 

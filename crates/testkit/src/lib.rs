@@ -47,5 +47,7 @@
 
 mod script;
 mod server;
+pub mod site;
 
 pub use server::ScriptedModel;
+pub use site::{Effect, Hit, TestSite};

@@ -1,3 +1,4 @@
+use agentd_domain::{BrowserMode, WebSpec};
 use serde_json::{Value, json};
 
 use super::*;
@@ -526,18 +527,18 @@ fn bad_bodies() -> Vec<(Value, Value, &'static str)> {
             "list_type",
         ),
         (
-            json!({"agent": inline(json!({"environments": [{"id": "w"}]}))}),
-            json!(["body", "agent", "environments", 0]),
-            "value_error",
-        ),
-        (
             json!({"agent": inline(json!({"environments": ["h/web"]}))}),
             json!(["body", "agent", "environments", 0]),
             "value_error",
         ),
         (
             json!({"agent": inline(json!({"environments": [{"kind": "desktop", "id": "d"}]}))}),
-            json!(["body", "agent", "environments", 0]),
+            json!(["body", "agent", "environments", 0, "kind"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"kind": "workstation"}]}))}),
+            json!(["body", "agent", "environments", 0, "kind"]),
             "value_error",
         ),
         (
@@ -548,6 +549,189 @@ fn bad_bodies() -> Vec<(Value, Value, &'static str)> {
         (
             json!({"agent": inline(json!({"environments": [7]}))}),
             json!(["body", "agent", "environments", 0]),
+            "value_error",
+        ),
+        // Web environments.
+        (
+            json!({"agent": inline(json!({"environments": [{"id": ""}]}))}),
+            json!(["body", "agent", "environments", 0, "id"]),
+            "string_too_short",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"host": "user_device"}]}))}),
+            json!(["body", "agent", "environments", 0, "host"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"host": "moon"}]}))}),
+            json!(["body", "agent", "environments", 0, "host"]),
+            "enum",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"start_url": "example.com"}]}))}),
+            json!(["body", "agent", "environments", 0, "start_url"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"start_url": "ftp://example.com/"}]}))}),
+            json!(["body", "agent", "environments", 0, "start_url"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"start_url": "https://:80/"}]}))}),
+            json!(["body", "agent", "environments", 0, "start_url"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"start_url": 5}]}))}),
+            json!(["body", "agent", "environments", 0, "start_url"]),
+            "string_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"headless": "yes"}]}))}),
+            json!(["body", "agent", "environments", 0, "headless"]),
+            "bool_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"lazy": 1}]}))}),
+            json!(["body", "agent", "environments", 0, "lazy"]),
+            "bool_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"settle_s": -1}]}))}),
+            json!(["body", "agent", "environments", 0, "settle_s"]),
+            "greater_than_equal",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"settle_s": 60.5}]}))}),
+            json!(["body", "agent", "environments", 0, "settle_s"]),
+            "less_than_equal",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"settle_s": "1"}]}))}),
+            json!(["body", "agent", "environments", 0, "settle_s"]),
+            "float_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"session_id": "local-1"}]}))}),
+            json!(["body", "agent", "environments", 0, "session_id"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"vault_id": "0196a0b2-7c1d-7e4f-8a9b-0c1d2e3f4a5b"}]}))}),
+            json!(["body", "agent", "environments", 0, "vault_id"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"browser_profile_id": "p"}]}))}),
+            json!(["body", "agent", "environments", 0, "browser_profile_id"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"network": {"proxy_url": "http://p:3128"}}]}))}),
+            json!(["body", "agent", "environments", 0, "network"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"persist_browser_profile": true}]}))}),
+            json!([
+                "body",
+                "agent",
+                "environments",
+                0,
+                "persist_browser_profile"
+            ]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"use_default_browser_profile": "no"}]}))}),
+            json!([
+                "body",
+                "agent",
+                "environments",
+                0,
+                "use_default_browser_profile"
+            ]),
+            "bool_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": "fancy"}]}))}),
+            json!(["body", "agent", "environments", 0, "mode"]),
+            "enum",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": 3}]}))}),
+            json!(["body", "agent", "environments", 0, "mode"]),
+            "model_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"type": "multimodal"}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "type"]),
+            "enum",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"type": "visual", "width": 0}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "width"]),
+            "greater_than",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"height": 4097}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "height"]),
+            "less_than_equal",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"markdown": "yes"}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "markdown"]),
+            "bool_type",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"type": "text", "chunk_size": 0}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "chunk_size"]),
+            "greater_than",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"type": "visual", "chunk_size": 100}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "chunk_size"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": {"type": "text", "width": 800}}]}))}),
+            json!(["body", "agent", "environments", 0, "mode", "width"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": "visual", "width": 0, "height": 600}]}))}),
+            json!(["body", "agent", "environments", 0, "width"]),
+            "greater_than",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": "text", "width": 1.5}]}))}),
+            json!(["body", "agent", "environments", 0, "width"]),
+            "int_from_float",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": "visual", "page_chars": 5000}]}))}),
+            json!(["body", "agent", "environments", 0, "page_chars"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"page_chars": 5000}]}))}),
+            json!(["body", "agent", "environments", 0, "page_chars"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": "multimodal", "page_chars": 5000}]}))}),
+            json!(["body", "agent", "environments", 0, "page_chars"]),
+            "value_error",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"mode": "text", "page_chars": -3}]}))}),
+            json!(["body", "agent", "environments", 0, "page_chars"]),
+            "greater_than",
+        ),
+        (
+            json!({"agent": inline(json!({"environments": [{"id": "a"}, {"id": "b", "kind": "web"}]}))}),
+            json!(["body", "agent", "environments", 1]),
             "value_error",
         ),
         (
@@ -656,10 +840,10 @@ fn bad_bodies() -> Vec<(Value, Value, &'static str)> {
             json!(["body", "agent", "tools", 0, "input_schema"]),
             "value_error",
         ),
-        // A catalog agent's own environments are refused just the same.
+        // A catalog agent's own environments are checked just the same.
         (
-            json!({"agent": "h/web-surfer"}),
-            json!(["body", "agent", "environments", 0]),
+            json!({"agent": "two-browsers"}),
+            json!(["body", "agent", "environments", 1]),
             "value_error",
         ),
         // Overrides and the answer_format alias.
@@ -732,6 +916,25 @@ fn bad_bodies() -> Vec<(Value, Value, &'static str)> {
             "value_error",
         ),
         (
+            json!({"agent": "h/web-surfer", "overrides": {"agent.environments[kind=web].start_url": "file:///etc/passwd"}}),
+            json!([
+                "body",
+                "overrides",
+                "agent.environments[kind=web].start_url"
+            ]),
+            "value_error",
+        ),
+        (
+            json!({"agent": "h/web-surfer", "overrides": {"agent.environments[kind=web].mode": {"type": "text", "chunk_size": 0}}}),
+            json!([
+                "body",
+                "overrides",
+                "agent.environments[kind=web].mode",
+                "chunk_size"
+            ]),
+            "greater_than",
+        ),
+        (
             json!({"agent": "tools-agent", "overrides": {"agent.tools[name=lookup].description": ""}}),
             json!(["body", "overrides", "agent.tools[name=lookup].description"]),
             "string_too_short",
@@ -753,13 +956,38 @@ fn bad_bodies_are_located_precisely() {
 
 #[test]
 fn unsupported_features_say_so() {
-    let errors = errors_of(
-        json!({"agent": inline(json!({"environments": [{"id": "w", "start_url": "https://a"}]}))}),
+    let environment_message = |environment: Value| {
+        let errors = errors_of(json!({"agent": inline(json!({"environments": [environment]}))}));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors[0].msg.clone()
+    };
+    assert_eq!(
+        environment_message(json!({"kind": "desktop", "id": "d"})),
+        "environment kind 'desktop' is not supported by this server"
     );
     assert_eq!(
-        errors[0].msg,
-        "environment kind 'web' is not supported by this server yet"
+        environment_message(json!("h/web")),
+        "environment 'h/web' is not in this server's catalog"
     );
+    assert_eq!(
+        environment_message(json!({"host": "user_device"})),
+        "host: user-device browsers are not supported by this server"
+    );
+    for (key, value) in [
+        ("session_id", json!("local-1")),
+        ("vault_id", json!("v")),
+        ("browser_profile_id", json!("p")),
+        ("network", json!({"managed_proxy": {"country": "FR"}})),
+        ("use_default_browser_profile", json!(true)),
+        ("persist_browser_profile", json!(true)),
+    ] {
+        let message = environment_message(json!({ key: value }));
+        assert!(
+            message.starts_with(&format!("{key}: "))
+                && message.ends_with("not supported by this server"),
+            "{key}: {message}"
+        );
+    }
     let errors = errors_of(json!({"agent": inline(json!({"subagents": ["x"]}))}));
     assert_eq!(
         errors[0].msg,
@@ -832,24 +1060,25 @@ fn overrides_can_remove_what_the_server_does_not_support() {
 }
 
 #[test]
-fn a_selected_environment_is_still_refused_at_its_own_place() {
-    let errors = errors_of(json!({
+fn overrides_select_the_web_environment_even_when_it_names_no_kind() {
+    let parsed = parse(json!({
         "agent": "h/web-surfer",
-        "overrides": {"agent.environments[kind=web].start_url": "https://b.example"},
-    }));
+        "overrides": {
+            "agent.environments[kind=web].start_url": "http://127.0.0.1:9/",
+            "agent.environments[kind=web].mode": {"type": "text"},
+        },
+    }))
+    .unwrap();
+    let web = parsed.spec.agent.web().unwrap();
+    assert_eq!(web.start_url.as_deref(), Some("http://127.0.0.1:9/"));
+    assert_eq!(web.id.as_deref(), Some("h/web"));
+    assert_eq!(web.mode, BrowserMode::Text { chunk_size: 20_000 });
+    let echoed = &parsed.request_echo["agent"]["environments"][0];
+    assert_eq!(echoed["start_url"], "http://127.0.0.1:9/");
     assert_eq!(
-        located(&errors),
-        [(
-            json!(["body", "agent", "environments", 0]),
-            "value_error".to_owned()
-        )]
+        echoed["mode"],
+        json!({"type": "text", "chunk_size": 20_000})
     );
-    // The override did land: the refused environment shows the new start page.
-    assert_eq!(
-        errors[0].input.as_ref().unwrap()["start_url"],
-        "https://b.example"
-    );
-    assert_eq!(errors[0].input.as_ref().unwrap()["kind"], "web");
 }
 
 #[test]
@@ -960,4 +1189,229 @@ fn validation_bodies_read_well() {
         "max_steps: Input should be greater than or equal to 1; \
          overrides.agent.model: Model 'nope' is not configured on this server"
     );
+}
+
+// ---- web environments
+
+/// The one environment of an inline agent given `environment`.
+fn web_of(environment: Value) -> WebSpec {
+    let parsed = parse(json!({"agent": inline(json!({"environments": [environment.clone()]}))}))
+        .unwrap_or_else(|error| panic!("{environment}: {error:?}"));
+    assert_eq!(parsed.spec.agent.environments.len(), 1);
+    parsed.spec.agent.web().cloned().unwrap()
+}
+
+fn visual(width: u32, height: u32, markdown: bool) -> BrowserMode {
+    BrowserMode::Visual {
+        width,
+        height,
+        markdown,
+    }
+}
+
+#[test]
+fn a_bare_web_environment_gets_the_defaults() {
+    let expected = WebSpec {
+        id: None,
+        start_url: None,
+        headless: false,
+        mode: visual(1280, 720, false),
+        settle_s: None,
+        lazy: false,
+    };
+    assert_eq!(web_of(json!({"kind": "web"})), expected);
+    // Kind-less, as the SDK's `Browser` model serializes inside a dict agent.
+    assert_eq!(web_of(json!({})), expected);
+    assert_eq!(web_of(json!({"kind": null, "mode": null})), expected);
+}
+
+#[test]
+fn web_environments_read_every_served_field() {
+    let web = web_of(json!({
+        "id": "crm-browser", "kind": "web", "host": "cloud", "start_url": "https://crm.example.org/a?b#c",
+        "headless": true, "lazy": true, "settle_s": 1.5,
+        "session_id": null, "vault_id": null, "browser_profile_id": null, "network": null,
+        "use_default_browser_profile": false, "persist_browser_profile": null,
+        "mode": {"type": "visual", "width": 1024, "height": 768, "markdown": true},
+        "something_new": {"x": 1},
+    }));
+    assert_eq!(
+        web,
+        WebSpec {
+            id: Some("crm-browser".into()),
+            start_url: Some("https://crm.example.org/a?b#c".into()),
+            headless: true,
+            mode: visual(1024, 768, true),
+            settle_s: Some(1.5),
+            lazy: true,
+        }
+    );
+    for url in [
+        "about:blank",
+        "http://127.0.0.1:9/",
+        "HTTPS://user:pw@example.com",
+        "http://[::1]:8080/x",
+    ] {
+        assert_eq!(
+            web_of(json!({"start_url": url})).start_url.as_deref(),
+            Some(url)
+        );
+    }
+    assert_eq!(web_of(json!({"settle_s": 0})).settle_s, Some(0.0));
+    assert_eq!(web_of(json!({"settle_s": 60})).settle_s, Some(60.0));
+}
+
+#[test]
+fn browser_modes_of_the_newest_shape() {
+    assert_eq!(
+        web_of(json!({"mode": {"type": "text"}})).mode,
+        BrowserMode::Text { chunk_size: 20_000 }
+    );
+    assert_eq!(
+        web_of(json!({"mode": {"type": "text", "chunk_size": 5000.0}})).mode,
+        BrowserMode::Text { chunk_size: 5000 }
+    );
+    assert_eq!(
+        web_of(json!({"mode": {"type": "visual"}})).mode,
+        visual(1280, 720, false)
+    );
+    // A mode object without `type` is visual, the default mode.
+    assert_eq!(
+        web_of(json!({"mode": {"width": 800, "markdown": true}})).mode,
+        visual(800, 720, true)
+    );
+    assert_eq!(
+        web_of(json!({"mode": {"width": 4096, "height": 1}})).mode,
+        visual(4096, 1, false)
+    );
+}
+
+#[test]
+fn legacy_browser_shapes_are_normalised() {
+    assert_eq!(
+        web_of(json!({"mode": "visual", "width": 1200, "height": 1200})).mode,
+        visual(1200, 1200, false)
+    );
+    assert_eq!(
+        web_of(json!({"width": 1000})).mode,
+        visual(1000, 720, false)
+    );
+    assert_eq!(
+        web_of(json!({"mode": "multimodal"})).mode,
+        visual(1280, 720, true)
+    );
+    assert_eq!(
+        web_of(json!({"mode": "multimodal", "width": 640, "height": 480})).mode,
+        visual(640, 480, true)
+    );
+    assert_eq!(
+        web_of(json!({"mode": "text", "page_chars": 8000})).mode,
+        BrowserMode::Text { chunk_size: 8000 }
+    );
+    // The legacy model always carries its sizes, text mode included.
+    assert_eq!(
+        web_of(json!({"mode": "text", "width": 1200, "height": 1200, "page_chars": 20000, "headless": false})).mode,
+        BrowserMode::Text { chunk_size: 20_000 }
+    );
+}
+
+#[test]
+fn mixed_shapes_prefer_the_mode_object_and_fill_in_from_the_top_level() {
+    assert_eq!(
+        web_of(json!({"mode": {"type": "visual", "width": 800}, "width": 1000, "height": 600}))
+            .mode,
+        visual(800, 600, false)
+    );
+    assert_eq!(
+        web_of(json!({"mode": {"type": "text"}, "page_chars": 3000})).mode,
+        BrowserMode::Text { chunk_size: 3000 }
+    );
+    assert_eq!(
+        web_of(json!({"mode": {"type": "text", "chunk_size": 100}, "page_chars": 3000})).mode,
+        BrowserMode::Text { chunk_size: 100 }
+    );
+}
+
+#[test]
+fn one_environment_per_kind() {
+    let errors =
+        errors_of(json!({"agent": inline(json!({"environments": [{}, {"kind": "web"}]}))}));
+    assert_eq!(
+        located(&errors),
+        [(
+            json!(["body", "agent", "environments", 1]),
+            "value_error".to_owned()
+        )]
+    );
+    assert_eq!(
+        errors[0].msg,
+        "An agent has at most one environment per kind; environment 0 is already a 'web' environment"
+    );
+}
+
+#[test]
+fn the_echo_shows_environments_in_the_newest_shape() {
+    let parsed = parse(json!({
+        "agent": inline(json!({"environments": [
+            {"id": "old", "mode": "multimodal", "width": 1200, "height": 900, "start_url": "https://a.example",
+             "host": null, "something_new": 1},
+        ]})),
+    }))
+    .unwrap();
+    assert_eq!(
+        parsed.request_echo["agent"]["environments"],
+        json!([{
+            "id": "old", "kind": "web", "host": "cloud", "start_url": "https://a.example",
+            "headless": false, "session_id": null,
+            "mode": {"type": "visual", "width": 1200, "height": 900, "markdown": true},
+            "lazy": false, "settle_s": null, "vault_id": null, "browser_profile_id": null,
+            "use_default_browser_profile": false, "persist_browser_profile": false, "network": null,
+        }])
+    );
+    // Defaults are filled in too; an absent start page is the blank page the browser opens.
+    let parsed = parse(json!({"agent": inline(json!({"environments": [{"mode": "text", "page_chars": 900, "lazy": true, "settle_s": 2}]}))}))
+        .unwrap();
+    let echoed = &parsed.request_echo["agent"]["environments"][0];
+    assert_eq!(echoed["kind"], "web");
+    // The SDK's model of a browser environment requires a string id: a missing one echoes as "web".
+    assert_eq!(echoed["id"], "web");
+    assert_eq!(echoed["start_url"], "about:blank");
+    assert_eq!(echoed["mode"], json!({"type": "text", "chunk_size": 900}));
+    assert_eq!(echoed["lazy"], true);
+    assert_eq!(echoed["settle_s"], 2.0);
+    assert!(echoed.get("page_chars").is_none() && echoed.get("width").is_none());
+    // A catalog agent's environment too.
+    let parsed = parse(json!({"agent": "h/web-surfer"})).unwrap();
+    assert_eq!(
+        parsed.request_echo["agent"]["environments"][0]["mode"],
+        json!({"type": "visual", "width": 1280, "height": 720, "markdown": false})
+    );
+    assert_eq!(
+        parsed.request_echo["agent"]["environments"][0]["start_url"],
+        "https://a.example"
+    );
+}
+
+#[test]
+fn every_problem_of_one_environment_is_reported_at_once() {
+    let errors = errors_of(json!({"agent": inline(json!({"environments": [
+        {"host": "user_device", "vault_id": "v", "start_url": "nope", "mode": {"width": 0}},
+    ]}))}));
+    let got = located(&errors);
+    let at = |key: &str| json!(["body", "agent", "environments", 0, key]);
+    for expected in [
+        (at("host"), "value_error"),
+        (at("vault_id"), "value_error"),
+        (at("start_url"), "value_error"),
+        (
+            json!(["body", "agent", "environments", 0, "mode", "width"]),
+            "greater_than",
+        ),
+    ] {
+        assert!(
+            got.contains(&(expected.0.clone(), expected.1.to_owned())),
+            "missing {expected:?} in {got:?}"
+        );
+    }
+    assert_eq!(got.len(), 4, "{got:?}");
 }

@@ -209,6 +209,9 @@ impl Server {
     ) -> Value {
         let deadline = Instant::now() + within;
         loop {
+            // Counted before the status is read, so a transition between the two reads
+            // wakes the long-poll below at once instead of being waited past.
+            let count = self.event_count(id).await;
             let status = self.status(id).await;
             if done(&status) {
                 return status;
@@ -219,7 +222,6 @@ impl Server {
                 self.log()
             );
             // Long-poll on the log instead of spinning: wakes on the next event.
-            let count = self.event_count(id).await;
             let _ = self
                 .call(
                     "GET",

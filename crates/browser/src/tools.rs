@@ -1,0 +1,132 @@
+//! The web tools offered to the model (`agent-harness.md` §3), as function tools.
+
+use agentd_domain::{BrowserMode, WebSpec};
+use agentd_environment::ToolSpec;
+use serde_json::{Value, json};
+
+fn tool(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
+    ToolSpec {
+        name: name.to_string(),
+        description: description.to_string(),
+        parameters: json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        }),
+    }
+}
+
+fn point(description: &str) -> Value {
+    json!({"type": "number", "description": description})
+}
+
+/// The tools of `spec`'s mode: every mode navigates; visual mode acts by coordinates,
+/// text mode pages through chunks.
+pub fn web_tools(spec: &WebSpec) -> Vec<ToolSpec> {
+    let mut tools = vec![
+        tool(
+            "go_to_web",
+            "Open a URL in the active tab and wait for it to load.",
+            json!({"url": {"type": "string"}}),
+            &["url"],
+        ),
+        tool("go_back_web", "Go back in the active tab's history.", json!({}), &[]),
+        tool("refresh_web", "Reload the active tab.", json!({}), &[]),
+        tool(
+            "switch_tab_web",
+            "Switch to the tab with this id, or open a new tab at `url`.",
+            json!({"tab_id": {"type": "string"}, "url": {"type": "string"}}),
+            &[],
+        ),
+        tool(
+            "close_tab_web",
+            "Close a tab (the active one when no id is given).",
+            json!({"tab_id": {"type": "string"}}),
+            &[],
+        ),
+        tool(
+            "wait_web",
+            "Wait for the page to settle.",
+            json!({"seconds": {"type": "number", "minimum": 0, "maximum": 60}}),
+            &["seconds"],
+        ),
+    ];
+    match spec.mode {
+        BrowserMode::Visual { .. } => tools.extend([
+            tool(
+                "click_web",
+                "Click at a point of the viewport (CSS pixels, (0,0) top-left, as in the screenshot).",
+                json!({
+                    "x": point("x"), "y": point("y"),
+                    "button": {"type": "string", "enum": ["left", "right", "middle"]},
+                    "clicks": {"type": "integer", "minimum": 1, "maximum": 3},
+                }),
+                &["x", "y"],
+            ),
+            tool(
+                "write",
+                "Type text as key presses; clicks at (x, y) first when given. `clear` (default true) replaces what the field holds; `enter` presses Enter after.",
+                json!({
+                    "text": {"type": "string"}, "x": point("x"), "y": point("y"),
+                    "clear": {"type": "boolean"}, "enter": {"type": "boolean"},
+                }),
+                &["text"],
+            ),
+            tool(
+                "select_option",
+                "Choose an option, by its visible label or value, in the native menu (<select>) at (x, y).",
+                json!({"x": point("x"), "y": point("y"), "option": {"type": "string"}}),
+                &["x", "y", "option"],
+            ),
+            tool(
+                "move_mouse_web",
+                "Move the mouse to (x, y), e.g. to reveal a menu.",
+                json!({"x": point("x"), "y": point("y")}),
+                &["x", "y"],
+            ),
+            tool(
+                "press_keys_web",
+                "Press keys together as one chord, e.g. [\"ctrl\", \"a\"] or [\"enter\"].",
+                json!({"keys": {"type": "array", "items": {"type": "string"}, "minItems": 1}}),
+                &["keys"],
+            ),
+            tool(
+                "scroll_web",
+                "Scroll the page, or the element under (x, y) when given, by `amount` pixels (default 80% of the viewport).",
+                json!({
+                    "direction": {"type": "string", "enum": ["up", "down", "left", "right"]},
+                    "x": point("x"), "y": point("y"), "amount": {"type": "number", "minimum": 1},
+                }),
+                &["direction"],
+            ),
+            tool(
+                "ctrl_f_web",
+                "Scroll to the next match of `query` on the page.",
+                json!({"query": {"type": "string"}}),
+                &["query"],
+            ),
+            tool(
+                "reader_mode",
+                "Read the main content of the page as Markdown.",
+                json!({}),
+                &[],
+            ),
+        ]),
+        BrowserMode::Text { .. } => tools.extend([
+            tool(
+                "find_in_page",
+                "Jump to the chunk of the page that contains `query`.",
+                json!({"query": {"type": "string"}}),
+                &["query"],
+            ),
+            tool(
+                "switch_chunk",
+                "Show the chunk of the page with this index (0-based).",
+                json!({"index": {"type": "integer", "minimum": 0}}),
+                &["index"],
+            ),
+        ]),
+    }
+    tools
+}
