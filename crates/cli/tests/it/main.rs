@@ -2,6 +2,7 @@
 //! the scripted model server, spoken to over HTTP on 127.0.0.1.
 
 mod common;
+mod browser;
 mod controls;
 mod crash;
 mod events_changes;

@@ -1,0 +1,414 @@
+//! The browser environment end to end: the real server drives a real Chromium on the test
+//! site of the test kit (127.0.0.1, allowed explicitly), and the tests assert on what the
+//! site's server saw.
+
+use std::time::Duration;
+
+use agentd_testkit::TestSite;
+use agentd_testkit::site::layout;
+use serde_json::{Value, json};
+
+use crate::common::{Options, Server, script};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A server whose browser may reach 127.0.0.1 (the test site) and nothing else internal.
+pub async fn web_server() -> Server {
+    Server::start_with(Options {
+        env: vec![("AGENTD_BROWSER_ALLOW_HOSTS", "127.0.0.1".to_string())],
+        ..Default::default()
+    })
+    .await
+}
+
+pub fn web_agent(start_url: &str) -> Value {
+    json!({
+        "name": "surfer",
+        "description": "A test agent with a browser.",
+        "environments": [{"kind": "web", "id": "web", "start_url": start_url}],
+    })
+}
+
+pub fn call(name: &str, arguments: Value) -> Value {
+    json!({"tool_calls": [{"name": name, "arguments": arguments}]})
+}
+
+pub fn answer(text: &str) -> Value {
+    call("answer", json!({"answer": text, "outcome": "success"}))
+}
+
+#[tokio::test]
+async fn a_click_by_coordinates_reaches_the_page() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::BUTTON.center();
+    script(
+        &server,
+        "click the button",
+        vec![call("click_web", json!({"x": x, "y": y})), answer("clicked")],
+    );
+    let session = server
+        .create(json!({"agent": web_agent(&site.url("/")), "messages": "click the button"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    let click = site
+        .wait_for_effect(|e| e.kind == "click", DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", server.log()));
+    assert_eq!(click.detail["button"], "left");
+    assert!(layout::BUTTON.contains(
+        click.detail["x"].as_f64().unwrap(),
+        click.detail["y"].as_f64().unwrap()
+    ));
+    server.wait_for(id, "completed").await;
+}
+
+/// Creates a web session on `start_url` whose task is `task`, scripts the model with
+/// `replies` for it, and waits for it to complete.
+async fn run_web(server: &Server, start_url: &str, task: &str, replies: Vec<Value>) -> String {
+    script(server, task, replies);
+    let session = server
+        .create(json!({"agent": web_agent(start_url), "messages": task}))
+        .await;
+    let id = session["id"].as_str().unwrap().to_string();
+    server.wait_for(&id, "completed").await;
+    id
+}
+
+/// The model requests of the session whose task is `task`, in order.
+fn requests_for(server: &Server, task: &str) -> Vec<Value> {
+    server
+        .model
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["messages"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+                .is_some_and(|m| m["content"].to_string().contains(task))
+        })
+        .collect()
+}
+
+/// What the model was told about its last tool call before its `k`-th reply: the content
+/// of the last `tool` message of the request made after `k` assistant messages.
+fn tool_result_seen(server: &Server, task: &str, k: usize) -> String {
+    let requests = requests_for(server, task);
+    let request = requests
+        .iter()
+        .find(|r| {
+            r["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["role"] == "assistant")
+                .count()
+                == k
+        })
+        .unwrap_or_else(|| panic!("no request after {k} replies: {requests:?}"));
+    let last_tool = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .expect("a tool message");
+    last_tool["content"].to_string()
+}
+
+fn effect_point(effect: &agentd_testkit::Effect) -> (f64, f64) {
+    (
+        effect.detail["x"].as_f64().unwrap(),
+        effect.detail["y"].as_f64().unwrap(),
+    )
+}
+
+/// The width and height in a JPEG's start-of-frame header.
+fn jpeg_size(bytes: &[u8]) -> (u16, u16) {
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "not a JPEG");
+    let mut i = 2;
+    while i + 9 < bytes.len() {
+        assert_eq!(bytes[i], 0xFF, "bad JPEG marker at {i}");
+        let marker = bytes[i + 1];
+        let length = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if (0xC0..=0xC3).contains(&marker) {
+            let height = u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]);
+            let width = u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]);
+            return (width, height);
+        }
+        i += 2 + length;
+    }
+    panic!("no start-of-frame in the JPEG");
+}
+
+async fn get_bytes(url: &str, key: Option<&str>) -> (u16, String, Vec<u8>) {
+    let mut request = crate::common::http_client().get(url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, content_type, response.bytes().await.unwrap().to_vec())
+}
+
+fn observations(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["data"]["kind"] == "observation_event")
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn screenshots_are_jpegs_of_the_viewport_served_as_resources() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    script(&server, "look at it", vec![call("wait_web", json!({"seconds": 0})), answer("seen")]);
+    let agent = json!({
+        "name": "surfer", "description": "A test agent with a browser.",
+        "environments": [{"kind": "web", "start_url": site.url("/"),
+                          "mode": {"type": "visual", "width": 800, "height": 600}}],
+    });
+    let session = server
+        .create(json!({"agent": agent, "messages": "look at it"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    server.wait_for(id, "completed").await;
+    let seen = observations(&server.events(id).await);
+    assert_eq!(seen.len(), 2, "one observation per step: {seen:?}");
+    for observation in &seen {
+        let url = observation["image"]["source"].as_str().unwrap();
+        assert!(url.starts_with(&server.base), "absolute URL on this server: {url}");
+        assert!(url.contains(&format!("/api/v2/sessions/{id}/resources/screenshots/")));
+        let (status, content_type, bytes) = get_bytes(url, Some(&server.key)).await;
+        assert_eq!(status, 200);
+        assert_eq!(content_type, "image/jpeg");
+        assert_eq!(jpeg_size(&bytes), (800, 600));
+        let (status, _, _) = get_bytes(url, None).await;
+        assert_eq!(status, 401, "a screenshot needs the key while unshared");
+        assert_eq!(observation["metadata"]["url"], site.url("/"));
+        assert_eq!(observation["metadata"]["title"], "Test site");
+    }
+    // Shared, the screenshot is public.
+    let (status, _) = server
+        .call("POST", &format!("/api/v2/sessions/{id}/share"), None)
+        .await;
+    assert!(status < 300);
+    let url = seen[0]["image"]["source"].as_str().unwrap();
+    let (status, _, bytes) = get_bytes(url, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(jpeg_size(&bytes), (800, 600));
+}
+
+#[tokio::test]
+async fn the_default_viewport_is_1280_by_720() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let id = run_web(&server, &site.url("/"), "default viewport", vec![answer("ok")]).await;
+    let seen = observations(&server.events(&id).await);
+    let url = seen[0]["image"]["source"].as_str().unwrap();
+    let (_, _, bytes) = get_bytes(url, Some(&server.key)).await;
+    assert_eq!(
+        jpeg_size(&bytes),
+        (layout::VIEWPORT_WIDTH as u16, layout::VIEWPORT_HEIGHT as u16)
+    );
+}
+
+#[tokio::test]
+async fn typing_into_a_field_and_pressing_enter_submits_the_form() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::NAME_INPUT.center();
+    run_web(
+        &server,
+        &site.url("/"),
+        "fill the form",
+        vec![
+            call("write", json!({"text": "Ada Lovelace", "x": x, "y": y, "enter": true})),
+            answer("submitted"),
+        ],
+    )
+    .await;
+    let submitted = site
+        .wait_for_effect(|e| e.kind == "submit", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(submitted.detail["name"], "Ada Lovelace");
+}
+
+#[tokio::test]
+async fn a_key_chord_arrives_as_real_key_events() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    run_web(
+        &server,
+        &site.url("/"),
+        "press keys",
+        vec![
+            call("press_keys_web", json!({"keys": ["ctrl", "k"]})),
+            call("press_keys_web", json!({"keys": ["Tab"]})),
+            answer("pressed"),
+        ],
+    )
+    .await;
+    let chord = site
+        .wait_for_effect(|e| e.kind == "keydown" && e.detail["key"] == "k", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(chord.detail["ctrl"], true);
+    assert_eq!(chord.detail["shift"], false);
+    site.wait_for_effect(|e| e.kind == "keydown" && e.detail["key"] == "Tab", DEADLINE)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn scrolling_moves_the_page_and_the_next_observation_says_so() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let id = run_web(
+        &server,
+        &site.url("/"),
+        "scroll down",
+        vec![call("scroll_web", json!({"direction": "down", "amount": 500})), answer("scrolled")],
+    )
+    .await;
+    let scrolled = site
+        .wait_for_effect(|e| e.kind == "scroll", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(scrolled.detail["y"].as_f64().unwrap(), 500.0, "{scrolled:?}");
+    let seen = observations(&server.events(&id).await);
+    assert_eq!(seen[1]["metadata"]["scroll_position"], json!([0, 500]), "{:?}", seen[1]);
+}
+
+#[tokio::test]
+async fn an_option_of_a_native_select_is_picked_by_its_label() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::COLOR_SELECT.center();
+    let (value, label) = layout::COLOR_OPTIONS[2];
+    run_web(
+        &server,
+        &site.url("/"),
+        "pick a colour",
+        vec![call("select_option", json!({"x": x, "y": y, "option": label})), answer("picked")],
+    )
+    .await;
+    let picked = site
+        .wait_for_effect(|e| e.kind == "select", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(picked.detail["value"], value);
+}
+
+#[tokio::test]
+async fn a_link_to_a_new_tab_opens_a_tab_the_agent_sees() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::TAB_LINK.center();
+    let id = run_web(
+        &server,
+        &site.url("/"),
+        "open the tab",
+        vec![call("click_web", json!({"x": x, "y": y})), answer("opened")],
+    )
+    .await;
+    site.wait_for_effect(|e| e.kind == "tab_opened", DEADLINE)
+        .await
+        .unwrap();
+    let seen = observations(&server.events(&id).await);
+    let metadata = &seen[1]["metadata"];
+    assert_eq!(metadata["tabs"].as_array().unwrap().len(), 2, "{metadata}");
+    assert_eq!(metadata["url"], site.url("/tab"), "the new tab is active: {metadata}");
+}
+
+#[tokio::test]
+async fn hovering_ctrl_f_and_reader_mode_work_on_the_page() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::HOVER.center();
+    run_web(
+        &server,
+        &site.url("/"),
+        "hover and find",
+        vec![
+            call("move_mouse_web", json!({"x": x, "y": y})),
+            call("ctrl_f_web", json!({"query": layout::NEEDLE_TEXT})),
+            call("go_to_web", json!({"url": site.url("/article")})),
+            call("reader_mode", json!({})),
+            answer("done"),
+        ],
+    )
+    .await;
+    site.wait_for_effect(|e| e.kind == "hover", DEADLINE)
+        .await
+        .unwrap();
+    let found = site
+        .wait_for_effect(|e| e.kind == "scroll", DEADLINE)
+        .await
+        .unwrap();
+    let y = found.detail["y"].as_f64().unwrap();
+    assert!(
+        y > 0.0 && y <= f64::from(layout::NEEDLE.y),
+        "the needle is scrolled into view: {found:?}"
+    );
+    let read = tool_result_seen(&server, "hover and find", 4);
+    assert!(read.contains("# "), "reader mode gives Markdown: {read}");
+}
+
+#[tokio::test]
+async fn a_clicked_point_outside_the_viewport_is_a_tool_error_and_the_session_goes_on() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let id = run_web(
+        &server,
+        &site.url("/"),
+        "click nowhere",
+        vec![call("click_web", json!({"x": 5000, "y": 5000})), answer("recovered")],
+    )
+    .await;
+    let told = tool_result_seen(&server, "click nowhere", 1);
+    assert!(told.to_lowercase().contains("viewport"), "{told}");
+    let (_, full) = server
+        .call("GET", &format!("/api/v2/sessions/{id}"), None)
+        .await;
+    assert_eq!(full["latest_answer"], "recovered");
+}
+
+#[tokio::test]
+async fn text_mode_shows_the_page_as_text_chunks() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    script(
+        &server,
+        "read as text",
+        vec![call("find_in_page", json!({"query": layout::NEEDLE_TEXT})), answer("read")],
+    );
+    let agent = json!({
+        "name": "reader", "description": "A text-mode agent.",
+        "environments": [{"kind": "web", "start_url": site.url("/"),
+                          "mode": {"type": "text", "chunk_size": 200}}],
+    });
+    let session = server
+        .create(json!({"agent": agent, "messages": "read as text"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    server.wait_for(id, "completed").await;
+    let seen = observations(&server.events(id).await);
+    assert!(seen.iter().all(|o| o["image"].is_null()), "no screenshots in text mode");
+    assert!(seen[0]["text"].as_str().unwrap().contains("Test site"), "{:?}", seen[0]);
+    let tools: Vec<String> = requests_for(&server, "read as text")[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(tools.contains(&"switch_chunk".to_string()) && !tools.contains(&"click_web".to_string()), "{tools:?}");
+    assert!(seen[1]["text"].as_str().unwrap().contains(layout::NEEDLE_TEXT), "{:?}", seen[1]);
+}
