@@ -3,7 +3,8 @@
 One `scripted-model` process and one main `agentd` server serve the whole run;
 each test scripts the model with rules keyed by its own unique tag, which it
 puts in its task text. Extra servers (a config-file catalog, an unreachable
-model) are started on first use and live until the end of the run.
+model, a browser allowed to reach 127.0.0.1) are started on first use and live
+until the end of the run.
 
 When a test fails, the output every server wrote during that test is attached
 to the failure report.
@@ -192,6 +193,17 @@ def unreachable_agentd(start_server: StartServer, unreachable_model_url: str) ->
     return start_server("agentd-unreachable-model", env=model_env(unreachable_model_url, UNREACHABLE_MODEL_ID))
 
 
+@pytest.fixture(scope="session")
+def web_agentd(start_server: StartServer, scripted_model: ScriptedModel) -> AgentdServer:
+    """A server whose browser may reach 127.0.0.1, where web tests serve their pages.
+
+    The main server keeps the default policy (no loopback for the browser); only this
+    one opens the exception, as an operator would for an internal site.
+    """
+    env = {**model_env(scripted_model.url, MAIN_MODEL_ID), "AGENTD_BROWSER_ALLOW_HOSTS": "127.0.0.1"}
+    return start_server("agentd-web", env=env)
+
+
 # ---------------------------------------------------------------------------
 # Per-test helpers
 # ---------------------------------------------------------------------------
@@ -215,6 +227,13 @@ def client(agentd: AgentdServer) -> Iterator[Any]:
 @pytest.fixture
 def catalog_client(catalog_agentd: AgentdServer) -> Iterator[Any]:
     sdk_client = catalog_agentd.client()
+    yield sdk_client
+    sdk_client.close()
+
+
+@pytest.fixture
+def web_client(web_agentd: AgentdServer) -> Iterator[Any]:
+    sdk_client = web_agentd.client()
     yield sdk_client
     sdk_client.close()
 

@@ -108,6 +108,10 @@ impl WebEnvironments {
         self.shared.warm().clear();
         if let Some(running) = self.shared.browser.lock().await.take() {
             running.stop();
+            // The group was sent SIGKILL; agentd exits only once it is really gone.
+            if !process::wait_group_gone(running.pid, std::time::Duration::from_secs(5)).await {
+                tracing::warn!(pid = running.pid, "browser processes still alive after 5 s");
+            }
         }
     }
 }
@@ -129,6 +133,11 @@ impl Running {
 impl Shared {
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Mutex<SessionBrowser>>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes how many sessions hold a context (`agentd_browser_contexts`).
+    fn count_contexts(&self, sessions: &HashMap<SessionId, Arc<Mutex<SessionBrowser>>>) {
+        metrics::gauge!("agentd_browser_contexts").set(sessions.len() as f64);
     }
 
     fn warm(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Warm)>> {
@@ -184,6 +193,7 @@ impl Shared {
                 let mut sessions = shared.sessions();
                 let before = sessions.len();
                 sessions.retain(|_, s| s.try_lock().map(|s| s.generation != generation).unwrap_or(true));
+                shared.count_contexts(&sessions);
                 before - sessions.len()
             };
             shared.warm().retain(|(g, _)| *g != generation);
@@ -268,9 +278,14 @@ impl Environments for WebEnvironments {
             // A start page that fails to load is the model's to see, not a failure.
             if let ActionResult::Failed(why) = browser.go_to(&url).await {
                 tracing::info!(%why, "the first page did not open");
+                browser.notify(format!("{url} did not open: {why}"));
             }
         }
-        shared.sessions().insert(session, Arc::new(Mutex::new(browser)));
+        {
+            let mut sessions = shared.sessions();
+            sessions.insert(session, Arc::new(Mutex::new(browser)));
+            shared.count_contexts(&sessions);
+        }
         metrics::histogram!("agentd_browser_open_seconds", "pooled" => if pooled { "yes" } else { "no" })
             .record(started.elapsed().as_secs_f64());
         Ok(opened)
@@ -299,10 +314,18 @@ impl Environments for WebEnvironments {
         browser.act(tool, args).await.map_err(browser_lost)
     }
 
+    async fn location(&self, session: SessionId) -> Option<String> {
+        let live = self.shared.live(session)?;
+        let mut browser = live.lock().await;
+        browser.location().await
+    }
+
     async fn close(&self, session: SessionId) {
         let live = self.shared.sessions().remove(&session);
         if let Some(live) = live {
             live.lock().await.close().await;
         }
+        // Counted once the context is disposed of, so the gauge never shows it gone early.
+        self.shared.count_contexts(&self.shared.sessions());
     }
 }

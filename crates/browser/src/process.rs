@@ -59,6 +59,28 @@ pub struct ChromiumProcess {
     pub ws_url: String,
 }
 
+/// Makes the kernel kill Chromium when agentd dies, even by SIGKILL, so a crash leaves no
+/// browser running (its helpers follow the main process; `clean_up_leftovers` catches any
+/// that do not). The signal is tied to the thread that forks: launches happen on the
+/// runtime's worker threads, which live as long as agentd.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut std::process::Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the hook runs in the forked child before exec. It makes two system calls
+    // (prctl and getppid), both async-signal-safe, and allocates nothing, not even for its
+    // errors (`io::Error` from an errno is a plain code).
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // agentd may have died between fork and prctl: then no signal would ever come.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
 impl ChromiumProcess {
     /// Launches Chromium with a fresh profile under `dir`; every request of the default
     /// browser context goes through `proxy` (contexts of sessions get their own).
@@ -105,6 +127,7 @@ impl ChromiumProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         command.as_std_mut().process_group(0);
+        die_with_parent(command.as_std_mut());
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
@@ -179,6 +202,40 @@ fn kill_group(pid: u32) {
         return;
     };
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+/// Whether any process of group `pgid` is still alive (zombies, which hold nothing but a
+/// table entry, do not count). Read from `/proc`, since the group's helpers are not our
+/// children and cannot be waited for.
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // After the parenthesised command name: state, ppid, pgrp, ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        state != Some("Z") && group == Some(pgid)
+    })
+}
+
+/// Waits until group `pgid` is gone, for at most `within`.
+pub async fn wait_group_gone(pgid: u32, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while group_alive(pgid) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
 }
 
 /// Stops a browser that an earlier run of agentd on this directory left running, and

@@ -83,6 +83,8 @@ pub struct SessionBrowser {
     active: usize,
     /// Text mode: the chunk shown.
     chunk: usize,
+    /// Told to the model with the next observation (e.g. why the start page did not open).
+    notice: Option<String>,
 }
 
 fn is_browsable(url: &str) -> bool {
@@ -116,6 +118,7 @@ impl SessionBrowser {
             tabs: vec![warm.page],
             active: 0,
             chunk: 0,
+            notice: None,
         })
     }
 
@@ -236,6 +239,18 @@ impl SessionBrowser {
         tabs
     }
 
+    /// The active tab's address (a tab the last action opened counts).
+    pub async fn location(&mut self) -> Option<String> {
+        self.sync_tabs().await.ok()?;
+        let href = self.page().eval("location.href").await.ok()?;
+        href.as_str().map(str::to_string)
+    }
+
+    /// Something the model must read with the next observation.
+    pub fn notify(&mut self, notice: String) {
+        self.notice = Some(notice);
+    }
+
     pub async fn observe(&mut self) -> Result<Observation, CdpError> {
         self.sync_tabs().await?;
         self.wait_until_ready().await;
@@ -265,10 +280,15 @@ impl SessionBrowser {
                 )
             })
             .collect();
-        let mut text = format!(
+        let mut text = self
+            .notice
+            .take()
+            .map(|notice| format!("Note: {notice}\n"))
+            .unwrap_or_default();
+        text.push_str(&format!(
             "URL: {url}\nTitle: {title}\nTabs:\n{}\n",
             tab_lines.join("\n")
-        );
+        ));
         match self.spec.mode {
             BrowserMode::Visual { markdown, .. } => {
                 let (sx, sy) = (

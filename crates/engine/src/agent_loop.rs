@@ -225,7 +225,8 @@ async fn step(
             .collect();
         let skip = web.lazy && record.steps == 0;
         if !skip {
-            let observing = observe(parts, record, web, conversation, endpoint.vision);
+            let last_url = state.page_url.clone().or_else(|| conversation.last_url.clone());
+            let observing = observe(parts, record, web, last_url, conversation, endpoint.vision);
             let result = tokio::select! {
                 result = observing => result,
                 _ = epoch_moved(feed, record.epoch) => return Ok(()),
@@ -418,6 +419,7 @@ async fn handle_reply(
     let mut answered: Option<(Value, Outcome)> = None;
     let mut pending = Vec::new();
     let mut answer_failed = false;
+    let mut acted = false;
     for (call, req) in reply.tool_calls.iter().zip(tool_reqs) {
         if answered.is_some() {
             events.push(events::error_event(
@@ -467,6 +469,7 @@ async fn handle_reply(
                 let Some(environments) = environments else {
                     continue;
                 };
+                acted = true;
                 match environments.act(record.id, name, &args).await {
                     Ok(ActionResult::Done(result)) => events.push(events::tool_result(req, result)),
                     Ok(ActionResult::Failed(error)) => {
@@ -506,6 +509,12 @@ async fn handle_reply(
         }
     }
 
+    if acted
+        && let Some(web) = &inner.web
+        && let Some(url) = web.environments.location(record.id).await
+    {
+        state.page_url = Some(url);
+    }
     if reply.tool_calls.is_empty() {
         state.no_tool_streak += 1;
     } else {
@@ -623,11 +632,11 @@ async fn observe(
     parts: &WebParts,
     record: &SessionRecord,
     web: &WebSpec,
+    last_url: Option<String>,
     conversation: &mut Conversation,
     vision: bool,
 ) -> Result<(NewEvent, ChatMessage), String> {
     let environments = &parts.environments;
-    let last_url = conversation.last_url.clone();
     let mut opened = environments
         .open(record.id, web, last_url.as_deref())
         .await

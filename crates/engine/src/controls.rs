@@ -216,7 +216,7 @@ fn plan_message(rec: &SessionRecord, messages: &[MessageIn]) -> Plan {
                 update: SessionUpdate {
                     status: Some(SessionStatus::Running),
                     idle_deadline: Some(None),
-                    loop_state: Some(LoopState::new_turn(now).to_json()),
+                    loop_state: Some(LoopState::new_turn(now, &rec.loop_state).to_json()),
                     ..Default::default()
                 },
                 events,
@@ -238,7 +238,7 @@ fn plan_message(rec: &SessionRecord, messages: &[MessageIn]) -> Plan {
                     error_code: Some(None),
                     force_answer: Some(false),
                     bump_epoch: true,
-                    loop_state: Some(LoopState::new_turn(now).to_json()),
+                    loop_state: Some(LoopState::new_turn(now, &rec.loop_state).to_json()),
                     ..Default::default()
                 },
                 events,

@@ -22,6 +22,10 @@ pub struct LoopState {
     pub answered_calls: Vec<String>,
     /// The time budget ran out and the forced answer is under way since this instant.
     pub time_forced_at: Option<Millis>,
+    /// Where the browser was after the last recorded step's actions. The step's own
+    /// observation is only recorded with the next step, so without this a session
+    /// restored after a crash would reopen the page from before its last action.
+    pub page_url: Option<String>,
 }
 
 impl LoopState {
@@ -33,10 +37,11 @@ impl LoopState {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// A new turn starts now: counters reset.
-    pub fn new_turn(now: Millis) -> Self {
+    /// A new turn starts now: counters reset; the browser stays where it was.
+    pub fn new_turn(now: Millis, previous: &Value) -> Self {
         Self {
             turn_started_at: Some(now),
+            page_url: Self::from_json(previous).page_url,
             ..Self::default()
         }
     }

@@ -91,6 +91,9 @@ pub trait Environments: Send + Sync + 'static {
         args: &Map<String, Value>,
     ) -> Result<ActionResult, EnvironmentError>;
 
+    /// The address the session's browser shows now, if it has a live one.
+    async fn location(&self, session: SessionId) -> Option<String>;
+
     /// Releases the session's environment; a no-op when it has none.
     async fn close(&self, session: SessionId);
 }

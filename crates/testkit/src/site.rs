@@ -37,6 +37,8 @@
 //! - `/tab` (title "Second tab"): reports `tab_opened` on load.
 //! - `/page2` (title "Page two"), `/article` (title "Article": heading, paragraphs, a list
 //!   and a link, amid nav, aside and footer clutter, for reader-mode tests).
+//! - `/embed?src=URL` (title "Embed"): an `<img>` of `URL`, reporting `embed_loaded` or
+//!   `embed_failed` (`{"src"}`) once the browser is done with it, for subresource tests.
 //! - `/redirect?to=URL`: a 302 to `URL`. `/slow?ms=N`: answers after N ms (at most
 //!   10 s; the wait ends early when the site stops).
 //! - `POST /_effect` records `{"kind", "detail"?}`; `GET /_hits` and `GET /_effects` list
@@ -354,6 +356,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/article", get(|| async { page("Article", "", ARTICLE, "") }))
         .route("/submitted", get(submitted))
         .route("/redirect", get(redirect))
+        .route("/embed", get(embed))
         .route("/slow", get(slow))
         .route("/_effect", post(record_effect))
         .route("/_hits", get(|State(shared): State<Arc<Shared>>| async move { axum::Json(shared.hits().clone()) }))
@@ -428,6 +431,23 @@ async fn redirect(Query(query): Query<RedirectQuery>) -> Response {
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
         Err(_) => (StatusCode::BAD_REQUEST, "`to` is not a valid Location").into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct EmbedQuery {
+    src: String,
+}
+
+async fn embed(Query(query): Query<EmbedQuery>) -> Html<String> {
+    let src = escape(&query.src);
+    let body = format!("<h1>Embed</h1><img id=\"embedded\" alt=\"embedded\" src=\"{src}\">");
+    // Registered after the image element exists; `complete` covers an image settled before.
+    let script = r#"
+const img = document.getElementById('embedded');
+const settle = () => report(img.naturalWidth > 0 ? 'embed_loaded' : 'embed_failed', {src: img.src});
+if (img.complete) settle(); else { img.addEventListener('load', settle); img.addEventListener('error', settle); }
+"#;
+    page("Embed", "", &body, script)
 }
 
 #[derive(Deserialize)]

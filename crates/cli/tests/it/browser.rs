@@ -56,10 +56,8 @@ async fn a_click_by_coordinates_reaches_the_page() {
         .await
         .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", server.log()));
     assert_eq!(click.detail["button"], "left");
-    assert!(layout::BUTTON.contains(
-        click.detail["x"].as_f64().unwrap(),
-        click.detail["y"].as_f64().unwrap()
-    ));
+    let (x, y) = effect_point(&click);
+    assert!(layout::BUTTON.contains(x, y), "{click:?}");
     server.wait_for(id, "completed").await;
 }
 
@@ -411,4 +409,375 @@ async fn text_mode_shows_the_page_as_text_chunks() {
         .collect();
     assert!(tools.contains(&"switch_chunk".to_string()) && !tools.contains(&"click_web".to_string()), "{tools:?}");
     assert!(seen[1]["text"].as_str().unwrap().contains(layout::NEEDLE_TEXT), "{:?}", seen[1]);
+}
+
+/// A second loopback host, off the allowlist of [`web_server`] (which allows 127.0.0.1).
+async fn refused_site() -> TestSite {
+    TestSite::start_on(std::net::Ipv4Addr::new(127, 0, 0, 2))
+        .await
+        .unwrap()
+}
+
+fn assert_refused(told: &str, host: &str) {
+    assert!(
+        told.contains("not allowed") && told.contains(host),
+        "the model is told the address is not allowed: {told}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_off_the_allowlist_is_refused_and_never_reached() {
+    let site = TestSite::start().await.unwrap();
+    let other = refused_site().await;
+    let server = web_server().await;
+    run_web(
+        &server,
+        &site.url("/"),
+        "go elsewhere",
+        vec![call("go_to_web", json!({"url": other.url("/")})), answer("refused")],
+    )
+    .await;
+    assert_refused(&tool_result_seen(&server, "go elsewhere", 1), "127.0.0.2");
+    assert!(other.hits().is_empty(), "{:?}", other.hits());
+    assert!(
+        server.log().contains("127.0.0.2"),
+        "the log shows the refusal:\n{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn loopback_is_refused_without_an_allowlist() {
+    let site = TestSite::start().await.unwrap();
+    let server = Server::start().await;
+    let url = format!("http://localhost:{}/", site.addr().port());
+    run_web(
+        &server,
+        "about:blank",
+        "go to localhost",
+        vec![call("go_to_web", json!({"url": url})), answer("refused")],
+    )
+    .await;
+    assert_refused(&tool_result_seen(&server, "go to localhost", 1), "localhost");
+    assert!(site.hits().is_empty(), "{:?}", site.hits());
+}
+
+#[tokio::test]
+async fn a_redirect_from_an_allowed_host_to_a_refused_one_is_refused() {
+    let site = TestSite::start().await.unwrap();
+    let other = refused_site().await;
+    let server = web_server().await;
+    let redirect = site.url(&format!("/redirect?to={}", other.url("/")));
+    run_web(
+        &server,
+        "about:blank",
+        "follow the redirect",
+        vec![call("go_to_web", json!({"url": redirect})), answer("refused")],
+    )
+    .await;
+    assert_refused(&tool_result_seen(&server, "follow the redirect", 1), "127.0.0.2");
+    assert!(site.hits().iter().any(|h| h.path.starts_with("/redirect")));
+    assert!(other.hits().is_empty(), "{:?}", other.hits());
+}
+
+#[tokio::test]
+async fn a_subresource_on_a_refused_host_is_not_fetched() {
+    let site = TestSite::start().await.unwrap();
+    let other = refused_site().await;
+    let server = web_server().await;
+    let page = site.url(&format!("/embed?src={}", other.url("/picture.png")));
+    run_web(&server, &page, "embed", vec![answer("looked")]).await;
+    site.wait_for_effect(|e| e.kind == "embed_failed", DEADLINE)
+        .await
+        .unwrap();
+    assert!(other.hits().is_empty(), "{:?}", other.hits());
+}
+
+#[tokio::test]
+async fn the_server_itself_is_refused_even_on_an_allowed_address() {
+    let server = web_server().await;
+    let own = server.url("/healthz");
+    run_web(
+        &server,
+        "about:blank",
+        "visit the server",
+        vec![call("go_to_web", json!({"url": own})), answer("refused")],
+    )
+    .await;
+    assert_refused(&tool_result_seen(&server, "visit the server", 1), "127.0.0.1");
+}
+
+#[tokio::test]
+async fn a_refused_start_url_is_explained_in_the_first_observation() {
+    let other = refused_site().await;
+    let server = web_server().await;
+    let id = run_web(&server, &other.url("/"), "refused start", vec![answer("could not go")]).await;
+    assert!(other.hits().is_empty(), "{:?}", other.hits());
+    let seen = observations(&server.events(&id).await);
+    assert!(
+        seen[0]["text"].as_str().unwrap().contains("not allowed"),
+        "the first observation says why: {:?}",
+        seen[0]
+    );
+}
+
+fn think(delay_ms: u64) -> Value {
+    json!({"tool_calls": [{"name": "think", "arguments": {"thought": "hmm"}}], "delay_ms": delay_ms})
+}
+
+/// The pid of the server's Chromium, from the pid file it keeps in its data directory.
+fn chromium_pid(server: &Server) -> Option<i32> {
+    let path = server.data_dir.path().join("browser").join("chromium.pid");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Live (non-zombie) processes in process group `group`.
+fn processes_in_group(group: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state, ppid, pgrp, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == group.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until no process of `group` is alive; panics with what is left after `within`.
+async fn wait_group_gone(group: i32, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = processes_in_group(group);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Chromium processes left in group {group}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn metric(server: &Server, name: &str) -> Option<f64> {
+    let text = crate::common::http_client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn wait_metric(server: &Server, name: &str, value: f64, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let now = metric(server, name).await;
+        if now == Some(value) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} is {now:?}, not {value}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn eight_web_sessions_at_once_all_complete() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::BUTTON.center();
+    script(
+        &server,
+        "together",
+        vec![call("click_web", json!({"x": x, "y": y})), answer("clicked")],
+    );
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let session = server
+            .create(json!({"agent": web_agent(&site.url("/")), "messages": format!("together {i}")}))
+            .await;
+        ids.push(session["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        server
+            .wait_status(id, Duration::from_secs(90), |s| s["status"] == "completed")
+            .await;
+    }
+    let clicks = site.effects().iter().filter(|e| e.kind == "click").count();
+    assert_eq!(clicks, 8, "{:?}", site.effects());
+}
+
+#[tokio::test]
+async fn cancelling_a_web_session_closes_its_browser_context() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    script(&server, "cancel me", vec![think(30_000)]);
+    let session = server
+        .create(json!({"agent": web_agent(&site.url("/")), "messages": "cancel me"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    assert!(server.model.wait_for_in_flight(1, DEADLINE).await);
+    assert_eq!(metric(&server, "agentd_browser_contexts").await, Some(1.0));
+    let (status, body) = server
+        .call("DELETE", &format!("/api/v2/sessions/{id}"), None)
+        .await;
+    assert!(status < 300, "{status} {body}");
+    wait_metric(&server, "agentd_browser_contexts", 0.0, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_paused_web_session_keeps_its_page() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::NAME_INPUT.center();
+    script(
+        &server,
+        "pause me",
+        vec![
+            call("write", json!({"text": "kept", "x": x, "y": y})),
+            think(30_000),
+            call("press_keys_web", json!({"keys": ["Enter"]})),
+            answer("done"),
+        ],
+    );
+    let session = server
+        .create(json!({"agent": web_agent(&site.url("/")), "messages": "pause me"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    assert!(server.model.wait_for_requests(2, DEADLINE).await);
+    let (status, _) = server
+        .call("POST", &format!("/api/v2/sessions/{id}/pause"), None)
+        .await;
+    assert!(status < 300);
+    server.wait_for(id, "paused").await;
+    assert_eq!(metric(&server, "agentd_browser_contexts").await, Some(1.0));
+    // Resumed with the model answering at once, the typed text is still in the field.
+    let mut rules = vec![json!({"match": "pause me", "replies": [
+        call("write", json!({"text": "kept", "x": x, "y": y})),
+        think(0),
+        call("press_keys_web", json!({"keys": ["Enter"]})),
+        answer("done"),
+    ]})];
+    server.model.set_script(json!({"rules": std::mem::take(&mut rules)}));
+    let (status, _) = server
+        .call("POST", &format!("/api/v2/sessions/{id}/resume"), None)
+        .await;
+    assert!(status < 300);
+    server.wait_for(id, "completed").await;
+    let submitted = site
+        .wait_for_effect(|e| e.kind == "submit", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(submitted.detail["name"], "kept");
+}
+
+#[tokio::test]
+async fn a_crashed_browser_is_restarted_and_the_session_restored_at_its_last_page() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::PAGE2_LINK.center();
+    script(
+        &server,
+        "survive a crash",
+        vec![call("click_web", json!({"x": x, "y": y})), think(2_000), answer("survived")],
+    );
+    let session = server
+        .create(json!({"agent": web_agent(&site.url("/")), "messages": "survive a crash"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
+        .await
+        .unwrap();
+    assert!(server.model.wait_for_requests(2, DEADLINE).await);
+    assert!(server.model.wait_for_in_flight(1, DEADLINE).await);
+    let crashed = chromium_pid(&server).expect("a browser runs");
+    rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(crashed).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    site.clear_effects();
+    server.wait_for(id, "completed").await;
+    // The page was opened again in a new browser, and the model was told.
+    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
+        .await
+        .unwrap();
+    let last = requests_for(&server, "survive a crash").pop().unwrap();
+    assert!(last["messages"].to_string().contains("restored"), "{last}");
+    assert_ne!(chromium_pid(&server), Some(crashed));
+    wait_group_gone(crashed, DEADLINE).await;
+}
+
+#[tokio::test]
+async fn no_chromium_outlives_a_sigterm() {
+    let site = TestSite::start().await.unwrap();
+    let mut server = web_server().await;
+    run_web(&server, &site.url("/"), "then stop", vec![answer("ok")]).await;
+    let group = chromium_pid(&server).expect("a browser runs");
+    assert!(!processes_in_group(group).is_empty());
+    let (_, clean) = server.terminate().await;
+    assert!(clean);
+    // Checked at once: the server stopped its browser before exiting.
+    let left = processes_in_group(group);
+    assert!(left.is_empty(), "Chromium processes left after SIGTERM: {left:?}");
+}
+
+#[tokio::test]
+async fn chromium_left_by_a_sigkill_is_cleaned_up_at_the_next_start() {
+    let site = TestSite::start().await.unwrap();
+    let mut server = web_server().await;
+    run_web(&server, &site.url("/"), "then crash", vec![answer("ok")]).await;
+    let group = chromium_pid(&server).expect("a browser runs");
+    server.kill().await;
+    server.start_again().await;
+    wait_group_gone(group, DEADLINE).await;
+}
+
+#[tokio::test]
+async fn a_session_resumed_after_a_server_crash_gets_its_last_page_back() {
+    let site = TestSite::start().await.unwrap();
+    let mut server = web_server().await;
+    let (x, y) = layout::PAGE2_LINK.center();
+    let replies = |delay_ms| {
+        vec![call("click_web", json!({"x": x, "y": y})), think(delay_ms), answer("back")]
+    };
+    script(&server, "crash the server", replies(30_000));
+    let session = server
+        .create(json!({"agent": web_agent(&site.url("/")), "messages": "crash the server"}))
+        .await;
+    let id = session["id"].as_str().unwrap().to_string();
+    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
+        .await
+        .unwrap();
+    assert!(server.model.wait_for_requests(2, DEADLINE).await);
+    server.kill().await;
+    server
+        .model
+        .set_script(json!({"rules": [{"match": "crash the server", "replies": replies(0)}]}));
+    site.clear_effects();
+    server.start_again().await;
+    server.wait_for(&id, "completed").await;
+    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
+        .await
+        .unwrap();
+    let last = requests_for(&server, "crash the server").pop().unwrap();
+    assert!(last["messages"].to_string().contains("restored"), "{last}");
 }
