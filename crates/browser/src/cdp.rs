@@ -144,7 +144,10 @@ impl Cdp {
         let (tx, rx) = oneshot::channel();
         self.inner.pending().insert(id, tx);
         // Dropped by the caller (a cancelled step): the entry must not linger.
-        let _forget = Forget { inner: &self.inner, id };
+        let _forget = Forget {
+            inner: &self.inner,
+            id,
+        };
         if self.inner.outgoing.send(message.to_string()).is_err() {
             return Err(CdpError::Closed);
         }
@@ -174,7 +177,9 @@ impl Drop for Forget<'_> {
 }
 
 impl Inner {
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Value, String>>>> {
+    fn pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Value, String>>>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -193,7 +198,10 @@ impl Inner {
                     .and_then(Value::as_str)
                     .unwrap_or("error")
                     .to_string()),
-                None => Ok(message.get_mut("result").map(Value::take).unwrap_or(Value::Null)),
+                None => Ok(message
+                    .get_mut("result")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null)),
             };
             let _ = tx.send(reply);
             return;
@@ -207,7 +215,10 @@ impl Inner {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             method: method.to_string(),
-            params: message.get_mut("params").map(Value::take).unwrap_or(Value::Null),
+            params: message
+                .get_mut("params")
+                .map(Value::take)
+                .unwrap_or(Value::Null),
         };
         // No subscriber is fine: nobody waits for this event.
         let _ = self.events.send(event);

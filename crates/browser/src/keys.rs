@@ -61,11 +61,19 @@ pub fn parse(name: &str) -> Option<Key> {
                 let name = format!("F{n}");
                 return Some(named(&name, &name, 111 + n, None, 0));
             }
-            if let Some(n) = other.strip_prefix("num").and_then(|n| n.parse::<u32>().ok())
+            if let Some(n) = other
+                .strip_prefix("num")
+                .and_then(|n| n.parse::<u32>().ok())
                 && n <= 9
             {
                 let digit = n.to_string();
-                return Some(named(&digit, &format!("Numpad{n}"), 96 + n, Some(&digit), 0));
+                return Some(named(
+                    &digit,
+                    &format!("Numpad{n}"),
+                    96 + n,
+                    Some(&digit),
+                    0,
+                ));
             }
             return printable(name);
         }

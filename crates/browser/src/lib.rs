@@ -77,6 +77,8 @@ struct Running {
     process: std::sync::Mutex<Option<ChromiumProcess>>,
     pid: u32,
     _node_proxy: PolicyProxy,
+    /// Set when agentd itself stops the browser, so its end is not taken for a crash.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl WebEnvironments {
@@ -118,6 +120,8 @@ impl WebEnvironments {
 
 impl Running {
     fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.cdp.close();
         if let Some(mut process) = self
             .process
@@ -131,7 +135,9 @@ impl Running {
 }
 
 impl Shared {
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Mutex<SessionBrowser>>>> {
+    fn sessions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Mutex<SessionBrowser>>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -155,8 +161,10 @@ impl Shared {
         if let Some(dead) = slot.take() {
             dead.stop();
         }
-        let unavailable = |e: String| EnvironmentError::Unavailable(format!("the browser is unavailable: {e}"));
-        let binary = process::find_chromium(self.config.chromium.as_deref()).map_err(unavailable)?;
+        let unavailable =
+            |e: String| EnvironmentError::Unavailable(format!("the browser is unavailable: {e}"));
+        let binary =
+            process::find_chromium(self.config.chromium.as_deref()).map_err(unavailable)?;
         // The default context is never used by a session; its traffic is policed all the same.
         let node_proxy = PolicyProxy::start(self.policy.clone())
             .await
@@ -175,6 +183,7 @@ impl Shared {
             pid: process.pid(),
             process: std::sync::Mutex::new(Some(process)),
             _node_proxy: node_proxy,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         self.watch(running.clone());
         *slot = Some(running.clone());
@@ -187,17 +196,31 @@ impl Shared {
         let shared = Arc::downgrade(self);
         tokio::spawn(async move {
             running.cdp.closed().await;
-            let Some(shared) = shared.upgrade() else { return };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
             let generation = running.generation;
             let lost = {
                 let mut sessions = shared.sessions();
                 let before = sessions.len();
-                sessions.retain(|_, s| s.try_lock().map(|s| s.generation != generation).unwrap_or(true));
+                sessions.retain(|_, s| {
+                    s.try_lock()
+                        .map(|s| s.generation != generation)
+                        .unwrap_or(true)
+                });
                 shared.count_contexts(&sessions);
                 before - sessions.len()
             };
             shared.warm().retain(|(g, _)| *g != generation);
-            tracing::warn!(pid = running.pid, lost, "the browser stopped; its sessions get a fresh context at their next step");
+            if running.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::info!(pid = running.pid, "browser stopped");
+                return;
+            }
+            tracing::warn!(
+                pid = running.pid,
+                lost,
+                "the browser stopped; its sessions get a fresh context at their next step"
+            );
             running.stop();
             metrics::counter!("agentd_browser_restarts_total").increment(1);
         });
@@ -206,14 +229,20 @@ impl Shared {
     /// Tops up the warm pool in the background.
     fn refill(self: &Arc<Self>, running: Arc<Running>) {
         let want = self.config.warm_contexts;
-        let have = self.warm().iter().filter(|(g, _)| *g == running.generation).count();
+        let have = self
+            .warm()
+            .iter()
+            .filter(|(g, _)| *g == running.generation)
+            .count();
         if have >= want {
             return;
         }
         let shared = Arc::downgrade(self);
         tokio::spawn(async move {
             for _ in have..want {
-                let Some(shared) = shared.upgrade() else { return };
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
                 match Warm::create(&running.cdp, shared.policy.clone()).await {
                     Ok(warm) => shared.warm().push((running.generation, warm)),
                     Err(e) => {
@@ -271,7 +300,12 @@ impl Environments for WebEnvironments {
             .await
             .map_err(browser_lost)?;
         let (url, opened) = match last_url.filter(|u| !u.is_empty() && *u != "about:blank") {
-            Some(url) => (Some(url.to_string()), Opened::Restored { url: url.to_string() }),
+            Some(url) => (
+                Some(url.to_string()),
+                Opened::Restored {
+                    url: url.to_string(),
+                },
+            ),
             None => (spec.start_url.clone(), Opened::Fresh),
         };
         if let Some(url) = url.filter(|u| u != "about:blank") {

@@ -37,7 +37,10 @@ impl Page {
                 json!({"targetId": target_id, "flatten": true}),
             )
             .await?;
-        let session = attached["sessionId"].as_str().unwrap_or_default().to_string();
+        let session = attached["sessionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let page = Page {
             cdp: cdp.clone(),
             target_id: target_id.to_string(),
@@ -100,7 +103,10 @@ impl Page {
     }
 
     /// Waits (bounded) for this page's next load event.
-    pub async fn wait_for_load(&self, events: &mut tokio::sync::broadcast::Receiver<crate::cdp::Event>) {
+    pub async fn wait_for_load(
+        &self,
+        events: &mut tokio::sync::broadcast::Receiver<crate::cdp::Event>,
+    ) {
         let session = self.session.clone();
         let _ = tokio::time::timeout(LOAD_TIMEOUT, async {
             loop {
@@ -190,7 +196,9 @@ impl Page {
         if let (Value::Object(params), Value::Object(extra)) = (&mut params, extra) {
             params.extend(extra);
         }
-        self.call("Input.dispatchMouseEvent", params).await.map(drop)
+        self.call("Input.dispatchMouseEvent", params)
+            .await
+            .map(drop)
     }
 
     pub async fn move_mouse(&self, x: f64, y: f64) -> Result<(), CdpError> {
@@ -223,9 +231,18 @@ impl Page {
         let modifiers: u32 = keys.iter().map(|k| k.modifier).fold(0, |a, b| a | b);
         let with_modifiers = modifiers & !8 != 0;
         for key in keys {
-            let text = if with_modifiers { None } else { key.text.clone() };
-            let kind = if text.is_some() { "keyDown" } else { "rawKeyDown" };
-            self.key_event(kind, key, modifiers, text.as_deref()).await?;
+            let text = if with_modifiers {
+                None
+            } else {
+                key.text.clone()
+            };
+            let kind = if text.is_some() {
+                "keyDown"
+            } else {
+                "rawKeyDown"
+            };
+            self.key_event(kind, key, modifiers, text.as_deref())
+                .await?;
         }
         for key in keys.iter().rev() {
             self.key_event("keyUp", key, modifiers, None).await?;

@@ -33,7 +33,10 @@ pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path.to_path_buf())
         } else {
-            Err(format!("the configured browser {} does not exist", path.display()))
+            Err(format!(
+                "the configured browser {} does not exist",
+                path.display()
+            ))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -198,7 +201,10 @@ impl Drop for ChromiumProcess {
 }
 
 fn kill_group(pid: u32) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
     };
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
@@ -259,7 +265,11 @@ pub fn clean_up_leftovers(dir: &Path) -> Option<u32> {
     let _ = std::fs::remove_file(dir.join(PID_FILE));
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(PROFILE_PREFIX) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(PROFILE_PREFIX)
+            {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

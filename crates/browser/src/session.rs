@@ -291,10 +291,7 @@ impl SessionBrowser {
         ));
         match self.spec.mode {
             BrowserMode::Visual { markdown, .. } => {
-                let (sx, sy) = (
-                    &meta["scroll_position"][0],
-                    &meta["scroll_position"][1],
-                );
+                let (sx, sy) = (&meta["scroll_position"][0], &meta["scroll_position"][1]);
                 let (pw, ph) = (&meta["page_size"][0], &meta["page_size"][1]);
                 text.push_str(&format!("Scroll: ({sx}, {sy}) of a {pw}x{ph} page\n"));
                 if markdown {
@@ -364,7 +361,11 @@ impl SessionBrowser {
     }
 
     /// Carries out one web tool. `Err` only when the browser itself is gone.
-    pub async fn act(&mut self, tool: &str, args: &Map<String, Value>) -> Result<ActionResult, CdpError> {
+    pub async fn act(
+        &mut self,
+        tool: &str,
+        args: &Map<String, Value>,
+    ) -> Result<ActionResult, CdpError> {
         self.proxy.take_refusals();
         let result = self.dispatch(tool, args).await;
         let result = match result {
@@ -387,7 +388,11 @@ impl SessionBrowser {
         })
     }
 
-    async fn dispatch(&mut self, tool: &str, args: &Map<String, Value>) -> Result<ActionResult, CdpError> {
+    async fn dispatch(
+        &mut self,
+        tool: &str,
+        args: &Map<String, Value>,
+    ) -> Result<ActionResult, CdpError> {
         let num = |name: &str| args.get(name).and_then(Value::as_f64);
         let text = |name: &str| args.get(name).and_then(Value::as_str);
         let viewport = self.spec.mode.viewport();
@@ -423,7 +428,9 @@ impl SessionBrowser {
             "switch_tab_web" => {
                 if let Some(url) = text("url") {
                     if !is_browsable(url) {
-                        return failed(format!("Cannot open {url}: only http and https addresses can be browsed."));
+                        return failed(format!(
+                            "Cannot open {url}: only http and https addresses can be browsed."
+                        ));
                     }
                     self.open_tab(url).await?;
                     let id = self.page().target_id.clone();
@@ -442,7 +449,9 @@ impl SessionBrowser {
                 }
             }
             "close_tab_web" => {
-                let id = text("tab_id").map(str::to_string).unwrap_or(page.target_id.clone());
+                let id = text("tab_id")
+                    .map(str::to_string)
+                    .unwrap_or(page.target_id.clone());
                 if !self.tabs.iter().any(|t| t.target_id == id) {
                     return failed(format!("There is no tab {id}."));
                 }
@@ -468,9 +477,15 @@ impl SessionBrowser {
                 };
                 let button = text("button").unwrap_or("left");
                 if !matches!(button, "left" | "right" | "middle") {
-                    return failed(format!("Unknown button '{button}': use left, right or middle."));
+                    return failed(format!(
+                        "Unknown button '{button}': use left, right or middle."
+                    ));
                 }
-                let clicks = args.get("clicks").and_then(Value::as_u64).unwrap_or(1).clamp(1, 3) as u32;
+                let clicks = args
+                    .get("clicks")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1)
+                    .clamp(1, 3) as u32;
                 page.settling(page.click(x, y, button, clicks)).await?;
                 done(format!("Clicked at ({x}, {y})."))
             }
@@ -510,11 +525,17 @@ impl SessionBrowser {
                 };
                 let option = text("option").unwrap_or_default();
                 let reply = page
-                    .eval(&scripts::call(scripts::SELECT_OPTION, &[json!(x), json!(y), json!(option)]))
+                    .eval(&scripts::call(
+                        scripts::SELECT_OPTION,
+                        &[json!(x), json!(y), json!(option)],
+                    ))
                     .await?;
                 match reply.get("error").and_then(Value::as_str) {
                     Some(error) => failed(error.to_string()),
-                    None => done(format!("Selected {}.", reply["selected"].as_str().unwrap_or(option))),
+                    None => done(format!(
+                        "Selected {}.",
+                        reply["selected"].as_str().unwrap_or(option)
+                    )),
                 }
             }
             "press_keys_web" => {
@@ -556,14 +577,20 @@ impl SessionBrowser {
                     "up" => (0.0, -amount),
                     "right" => (amount, 0.0),
                     "left" => (-amount, 0.0),
-                    other => return failed(format!("Unknown direction '{other}': use up, down, left or right.")),
+                    other => {
+                        return failed(format!(
+                            "Unknown direction '{other}': use up, down, left or right."
+                        ));
+                    }
                 };
                 page.wheel(x, y, dx, dy).await?;
                 done(format!("Scrolled {direction} by {amount} px."))
             }
             "ctrl_f_web" => {
                 let query = text("query").unwrap_or_default();
-                let found = page.eval(&scripts::call(scripts::FIND, &[json!(query)])).await?;
+                let found = page
+                    .eval(&scripts::call(scripts::FIND, &[json!(query)]))
+                    .await?;
                 if found == Value::Bool(true) {
                     done(format!("Found \"{query}\"; the page scrolled to it."))
                 } else {
@@ -572,7 +599,10 @@ impl SessionBrowser {
             }
             "reader_mode" => {
                 let markdown = page
-                    .eval(&scripts::call(scripts::MARKDOWN, &[json!(false), json!(READER_LIMIT)]))
+                    .eval(&scripts::call(
+                        scripts::MARKDOWN,
+                        &[json!(false), json!(READER_LIMIT)],
+                    ))
                     .await?;
                 done(markdown.as_str().unwrap_or_default().to_string())
             }
@@ -584,13 +614,20 @@ impl SessionBrowser {
                 if tool == "switch_chunk" {
                     let index = args.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
                     if index >= chunks.len() {
-                        return failed(format!("There are {} chunks (0 to {}).", chunks.len(), chunks.len() - 1));
+                        return failed(format!(
+                            "There are {} chunks (0 to {}).",
+                            chunks.len(),
+                            chunks.len() - 1
+                        ));
                     }
                     self.chunk = index;
                     return done(format!("Showing chunk {index}."));
                 }
                 let query = text("query").unwrap_or_default().to_lowercase();
-                match chunks.iter().position(|c| c.to_lowercase().contains(&query)) {
+                match chunks
+                    .iter()
+                    .position(|c| c.to_lowercase().contains(&query))
+                {
                     Some(index) => {
                         self.chunk = index;
                         done(format!("Found in chunk {index}."))

@@ -31,7 +31,12 @@ pub fn web_tools(spec: &WebSpec) -> Vec<ToolSpec> {
             json!({"url": {"type": "string"}}),
             &["url"],
         ),
-        tool("go_back_web", "Go back in the active tab's history.", json!({}), &[]),
+        tool(
+            "go_back_web",
+            "Go back in the active tab's history.",
+            json!({}),
+            &[],
+        ),
         tool("refresh_web", "Reload the active tab.", json!({}), &[]),
         tool(
             "switch_tab_web",

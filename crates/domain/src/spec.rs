@@ -39,9 +39,12 @@ pub struct AgentSpec {
 impl AgentSpec {
     /// The agent's browser, if it has one.
     pub fn web(&self) -> Option<&WebSpec> {
-        self.environments.iter().map(|e| match e {
-            EnvironmentSpec::Web(web) => web,
-        }).next()
+        self.environments
+            .iter()
+            .map(|e| match e {
+                EnvironmentSpec::Web(web) => web,
+            })
+            .next()
     }
 }
 

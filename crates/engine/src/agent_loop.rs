@@ -225,7 +225,10 @@ async fn step(
             .collect();
         let skip = web.lazy && record.steps == 0;
         if !skip {
-            let last_url = state.page_url.clone().or_else(|| conversation.last_url.clone());
+            let last_url = state
+                .page_url
+                .clone()
+                .or_else(|| conversation.last_url.clone());
             let observing = observe(parts, record, web, last_url, conversation, endpoint.vision);
             let result = tokio::select! {
                 result = observing => result,
@@ -698,7 +701,12 @@ async fn observe(
         }
         image_url = Some(url);
     }
-    let event = events::observation(observation.kind, &text, image_url.as_deref(), observation.metadata);
+    let event = events::observation(
+        observation.kind,
+        &text,
+        image_url.as_deref(),
+        observation.metadata,
+    );
     Ok((event, conversation::observation_message(&text, data_url)))
 }
 

@@ -100,7 +100,8 @@ impl Conversation {
             if let Some(ChatMessage::User(parts)) = self.messages.get_mut(index) {
                 for part in parts.iter_mut() {
                     if matches!(part, ContentPart::ImageUrl(_)) {
-                        *part = ContentPart::Text("[an earlier screenshot, no longer shown]".into());
+                        *part =
+                            ContentPart::Text("[an earlier screenshot, no longer shown]".into());
                     }
                 }
             }

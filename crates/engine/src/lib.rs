@@ -37,7 +37,8 @@ use agentd_domain::{NewEvent, OrgId, SessionId, SessionSpec, events};
 use agentd_environment::Environments;
 use agentd_model_client::ModelClient;
 use agentd_store::{
-    Admission, BlobStore, CreateOutcome, DynStore, EventRecord, IdempotencyKey, NewSession, SessionRecord,
+    Admission, BlobStore, CreateOutcome, DynStore, EventRecord, IdempotencyKey, NewSession,
+    SessionRecord,
 };
 use serde_json::{Value, json};
 

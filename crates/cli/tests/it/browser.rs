@@ -45,7 +45,10 @@ async fn a_click_by_coordinates_reaches_the_page() {
     script(
         &server,
         "click the button",
-        vec![call("click_web", json!({"x": x, "y": y})), answer("clicked")],
+        vec![
+            call("click_web", json!({"x": x, "y": y})),
+            answer("clicked"),
+        ],
     );
     let session = server
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "click the button"}))
@@ -151,7 +154,11 @@ async fn get_bytes(url: &str, key: Option<&str>) -> (u16, String, Vec<u8>) {
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    (status, content_type, response.bytes().await.unwrap().to_vec())
+    (
+        status,
+        content_type,
+        response.bytes().await.unwrap().to_vec(),
+    )
 }
 
 fn observations(events: &[Value]) -> Vec<Value> {
@@ -166,7 +173,11 @@ fn observations(events: &[Value]) -> Vec<Value> {
 async fn screenshots_are_jpegs_of_the_viewport_served_as_resources() {
     let site = TestSite::start().await.unwrap();
     let server = web_server().await;
-    script(&server, "look at it", vec![call("wait_web", json!({"seconds": 0})), answer("seen")]);
+    script(
+        &server,
+        "look at it",
+        vec![call("wait_web", json!({"seconds": 0})), answer("seen")],
+    );
     let agent = json!({
         "name": "surfer", "description": "A test agent with a browser.",
         "environments": [{"kind": "web", "start_url": site.url("/"),
@@ -181,7 +192,10 @@ async fn screenshots_are_jpegs_of_the_viewport_served_as_resources() {
     assert_eq!(seen.len(), 2, "one observation per step: {seen:?}");
     for observation in &seen {
         let url = observation["image"]["source"].as_str().unwrap();
-        assert!(url.starts_with(&server.base), "absolute URL on this server: {url}");
+        assert!(
+            url.starts_with(&server.base),
+            "absolute URL on this server: {url}"
+        );
         assert!(url.contains(&format!("/api/v2/sessions/{id}/resources/screenshots/")));
         let (status, content_type, bytes) = get_bytes(url, Some(&server.key)).await;
         assert_eq!(status, 200);
@@ -207,13 +221,22 @@ async fn screenshots_are_jpegs_of_the_viewport_served_as_resources() {
 async fn the_default_viewport_is_1280_by_720() {
     let site = TestSite::start().await.unwrap();
     let server = web_server().await;
-    let id = run_web(&server, &site.url("/"), "default viewport", vec![answer("ok")]).await;
+    let id = run_web(
+        &server,
+        &site.url("/"),
+        "default viewport",
+        vec![answer("ok")],
+    )
+    .await;
     let seen = observations(&server.events(&id).await);
     let url = seen[0]["image"]["source"].as_str().unwrap();
     let (_, _, bytes) = get_bytes(url, Some(&server.key)).await;
     assert_eq!(
         jpeg_size(&bytes),
-        (layout::VIEWPORT_WIDTH as u16, layout::VIEWPORT_HEIGHT as u16)
+        (
+            layout::VIEWPORT_WIDTH as u16,
+            layout::VIEWPORT_HEIGHT as u16
+        )
     );
 }
 
@@ -227,7 +250,10 @@ async fn typing_into_a_field_and_pressing_enter_submits_the_form() {
         &site.url("/"),
         "fill the form",
         vec![
-            call("write", json!({"text": "Ada Lovelace", "x": x, "y": y, "enter": true})),
+            call(
+                "write",
+                json!({"text": "Ada Lovelace", "x": x, "y": y, "enter": true}),
+            ),
             answer("submitted"),
         ],
     )
@@ -260,9 +286,12 @@ async fn a_key_chord_arrives_as_real_key_events() {
         .unwrap();
     assert_eq!(chord.detail["ctrl"], true);
     assert_eq!(chord.detail["shift"], false);
-    site.wait_for_effect(|e| e.kind == "keydown" && e.detail["key"] == "Tab", DEADLINE)
-        .await
-        .unwrap();
+    site.wait_for_effect(
+        |e| e.kind == "keydown" && e.detail["key"] == "Tab",
+        DEADLINE,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -273,16 +302,28 @@ async fn scrolling_moves_the_page_and_the_next_observation_says_so() {
         &server,
         &site.url("/"),
         "scroll down",
-        vec![call("scroll_web", json!({"direction": "down", "amount": 500})), answer("scrolled")],
+        vec![
+            call("scroll_web", json!({"direction": "down", "amount": 500})),
+            answer("scrolled"),
+        ],
     )
     .await;
     let scrolled = site
         .wait_for_effect(|e| e.kind == "scroll", DEADLINE)
         .await
         .unwrap();
-    assert_eq!(scrolled.detail["y"].as_f64().unwrap(), 500.0, "{scrolled:?}");
+    assert_eq!(
+        scrolled.detail["y"].as_f64().unwrap(),
+        500.0,
+        "{scrolled:?}"
+    );
     let seen = observations(&server.events(&id).await);
-    assert_eq!(seen[1]["metadata"]["scroll_position"], json!([0, 500]), "{:?}", seen[1]);
+    assert_eq!(
+        seen[1]["metadata"]["scroll_position"],
+        json!([0, 500]),
+        "{:?}",
+        seen[1]
+    );
 }
 
 #[tokio::test]
@@ -295,7 +336,10 @@ async fn an_option_of_a_native_select_is_picked_by_its_label() {
         &server,
         &site.url("/"),
         "pick a colour",
-        vec![call("select_option", json!({"x": x, "y": y, "option": label})), answer("picked")],
+        vec![
+            call("select_option", json!({"x": x, "y": y, "option": label})),
+            answer("picked"),
+        ],
     )
     .await;
     let picked = site
@@ -323,7 +367,11 @@ async fn a_link_to_a_new_tab_opens_a_tab_the_agent_sees() {
     let seen = observations(&server.events(&id).await);
     let metadata = &seen[1]["metadata"];
     assert_eq!(metadata["tabs"].as_array().unwrap().len(), 2, "{metadata}");
-    assert_eq!(metadata["url"], site.url("/tab"), "the new tab is active: {metadata}");
+    assert_eq!(
+        metadata["url"],
+        site.url("/tab"),
+        "the new tab is active: {metadata}"
+    );
 }
 
 #[tokio::test]
@@ -368,7 +416,10 @@ async fn a_clicked_point_outside_the_viewport_is_a_tool_error_and_the_session_go
         &server,
         &site.url("/"),
         "click nowhere",
-        vec![call("click_web", json!({"x": 5000, "y": 5000})), answer("recovered")],
+        vec![
+            call("click_web", json!({"x": 5000, "y": 5000})),
+            answer("recovered"),
+        ],
     )
     .await;
     let told = tool_result_seen(&server, "click nowhere", 1);
@@ -386,7 +437,10 @@ async fn text_mode_shows_the_page_as_text_chunks() {
     script(
         &server,
         "read as text",
-        vec![call("find_in_page", json!({"query": layout::NEEDLE_TEXT})), answer("read")],
+        vec![
+            call("find_in_page", json!({"query": layout::NEEDLE_TEXT})),
+            answer("read"),
+        ],
     );
     let agent = json!({
         "name": "reader", "description": "A text-mode agent.",
@@ -399,16 +453,33 @@ async fn text_mode_shows_the_page_as_text_chunks() {
     let id = session["id"].as_str().unwrap();
     server.wait_for(id, "completed").await;
     let seen = observations(&server.events(id).await);
-    assert!(seen.iter().all(|o| o["image"].is_null()), "no screenshots in text mode");
-    assert!(seen[0]["text"].as_str().unwrap().contains("Test site"), "{:?}", seen[0]);
+    assert!(
+        seen.iter().all(|o| o["image"].is_null()),
+        "no screenshots in text mode"
+    );
+    assert!(
+        seen[0]["text"].as_str().unwrap().contains("Test site"),
+        "{:?}",
+        seen[0]
+    );
     let tools: Vec<String> = requests_for(&server, "read as text")[0]["tools"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap().to_string())
         .collect();
-    assert!(tools.contains(&"switch_chunk".to_string()) && !tools.contains(&"click_web".to_string()), "{tools:?}");
-    assert!(seen[1]["text"].as_str().unwrap().contains(layout::NEEDLE_TEXT), "{:?}", seen[1]);
+    assert!(
+        tools.contains(&"switch_chunk".to_string()) && !tools.contains(&"click_web".to_string()),
+        "{tools:?}"
+    );
+    assert!(
+        seen[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains(layout::NEEDLE_TEXT),
+        "{:?}",
+        seen[1]
+    );
 }
 
 /// A second loopback host, off the allowlist of [`web_server`] (which allows 127.0.0.1).
@@ -434,7 +505,10 @@ async fn a_host_off_the_allowlist_is_refused_and_never_reached() {
         &server,
         &site.url("/"),
         "go elsewhere",
-        vec![call("go_to_web", json!({"url": other.url("/")})), answer("refused")],
+        vec![
+            call("go_to_web", json!({"url": other.url("/")})),
+            answer("refused"),
+        ],
     )
     .await;
     assert_refused(&tool_result_seen(&server, "go elsewhere", 1), "127.0.0.2");
@@ -458,7 +532,10 @@ async fn loopback_is_refused_without_an_allowlist() {
         vec![call("go_to_web", json!({"url": url})), answer("refused")],
     )
     .await;
-    assert_refused(&tool_result_seen(&server, "go to localhost", 1), "localhost");
+    assert_refused(
+        &tool_result_seen(&server, "go to localhost", 1),
+        "localhost",
+    );
     assert!(site.hits().is_empty(), "{:?}", site.hits());
 }
 
@@ -472,10 +549,16 @@ async fn a_redirect_from_an_allowed_host_to_a_refused_one_is_refused() {
         &server,
         "about:blank",
         "follow the redirect",
-        vec![call("go_to_web", json!({"url": redirect})), answer("refused")],
+        vec![
+            call("go_to_web", json!({"url": redirect})),
+            answer("refused"),
+        ],
     )
     .await;
-    assert_refused(&tool_result_seen(&server, "follow the redirect", 1), "127.0.0.2");
+    assert_refused(
+        &tool_result_seen(&server, "follow the redirect", 1),
+        "127.0.0.2",
+    );
     assert!(site.hits().iter().any(|h| h.path.starts_with("/redirect")));
     assert!(other.hits().is_empty(), "{:?}", other.hits());
 }
@@ -504,14 +587,23 @@ async fn the_server_itself_is_refused_even_on_an_allowed_address() {
         vec![call("go_to_web", json!({"url": own})), answer("refused")],
     )
     .await;
-    assert_refused(&tool_result_seen(&server, "visit the server", 1), "127.0.0.1");
+    assert_refused(
+        &tool_result_seen(&server, "visit the server", 1),
+        "127.0.0.1",
+    );
 }
 
 #[tokio::test]
 async fn a_refused_start_url_is_explained_in_the_first_observation() {
     let other = refused_site().await;
     let server = web_server().await;
-    let id = run_web(&server, &other.url("/"), "refused start", vec![answer("could not go")]).await;
+    let id = run_web(
+        &server,
+        &other.url("/"),
+        "refused start",
+        vec![answer("could not go")],
+    )
+    .await;
     assert!(other.hits().is_empty(), "{:?}", other.hits());
     let seen = observations(&server.events(&id).await);
     assert!(
@@ -607,12 +699,17 @@ async fn eight_web_sessions_at_once_all_complete() {
     script(
         &server,
         "together",
-        vec![call("click_web", json!({"x": x, "y": y})), answer("clicked")],
+        vec![
+            call("click_web", json!({"x": x, "y": y})),
+            answer("clicked"),
+        ],
     );
     let mut ids = Vec::new();
     for i in 0..8 {
         let session = server
-            .create(json!({"agent": web_agent(&site.url("/")), "messages": format!("together {i}")}))
+            .create(
+                json!({"agent": web_agent(&site.url("/")), "messages": format!("together {i}")}),
+            )
             .await;
         ids.push(session["id"].as_str().unwrap().to_string());
     }
@@ -640,7 +737,13 @@ async fn cancelling_a_web_session_closes_its_browser_context() {
         .call("DELETE", &format!("/api/v2/sessions/{id}"), None)
         .await;
     assert!(status < 300, "{status} {body}");
-    wait_metric(&server, "agentd_browser_contexts", 0.0, Duration::from_secs(1)).await;
+    wait_metric(
+        &server,
+        "agentd_browser_contexts",
+        0.0,
+        Duration::from_secs(1),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -676,7 +779,9 @@ async fn a_paused_web_session_keeps_its_page() {
         call("press_keys_web", json!({"keys": ["Enter"]})),
         answer("done"),
     ]})];
-    server.model.set_script(json!({"rules": std::mem::take(&mut rules)}));
+    server
+        .model
+        .set_script(json!({"rules": std::mem::take(&mut rules)}));
     let (status, _) = server
         .call("POST", &format!("/api/v2/sessions/{id}/resume"), None)
         .await;
@@ -697,15 +802,22 @@ async fn a_crashed_browser_is_restarted_and_the_session_restored_at_its_last_pag
     script(
         &server,
         "survive a crash",
-        vec![call("click_web", json!({"x": x, "y": y})), think(2_000), answer("survived")],
+        vec![
+            call("click_web", json!({"x": x, "y": y})),
+            think(2_000),
+            answer("survived"),
+        ],
     );
     let session = server
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "survive a crash"}))
         .await;
     let id = session["id"].as_str().unwrap();
-    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
-        .await
-        .unwrap();
+    site.wait_for_effect(
+        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
+        DEADLINE,
+    )
+    .await
+    .unwrap();
     assert!(server.model.wait_for_requests(2, DEADLINE).await);
     assert!(server.model.wait_for_in_flight(1, DEADLINE).await);
     let crashed = chromium_pid(&server).expect("a browser runs");
@@ -717,9 +829,12 @@ async fn a_crashed_browser_is_restarted_and_the_session_restored_at_its_last_pag
     site.clear_effects();
     server.wait_for(id, "completed").await;
     // The page was opened again in a new browser, and the model was told.
-    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
-        .await
-        .unwrap();
+    site.wait_for_effect(
+        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
+        DEADLINE,
+    )
+    .await
+    .unwrap();
     let last = requests_for(&server, "survive a crash").pop().unwrap();
     assert!(last["messages"].to_string().contains("restored"), "{last}");
     assert_ne!(chromium_pid(&server), Some(crashed));
@@ -737,7 +852,10 @@ async fn no_chromium_outlives_a_sigterm() {
     assert!(clean);
     // Checked at once: the server stopped its browser before exiting.
     let left = processes_in_group(group);
-    assert!(left.is_empty(), "Chromium processes left after SIGTERM: {left:?}");
+    assert!(
+        left.is_empty(),
+        "Chromium processes left after SIGTERM: {left:?}"
+    );
 }
 
 #[tokio::test]
@@ -757,16 +875,23 @@ async fn a_session_resumed_after_a_server_crash_gets_its_last_page_back() {
     let mut server = web_server().await;
     let (x, y) = layout::PAGE2_LINK.center();
     let replies = |delay_ms| {
-        vec![call("click_web", json!({"x": x, "y": y})), think(delay_ms), answer("back")]
+        vec![
+            call("click_web", json!({"x": x, "y": y})),
+            think(delay_ms),
+            answer("back"),
+        ]
     };
     script(&server, "crash the server", replies(30_000));
     let session = server
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "crash the server"}))
         .await;
     let id = session["id"].as_str().unwrap().to_string();
-    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
-        .await
-        .unwrap();
+    site.wait_for_effect(
+        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
+        DEADLINE,
+    )
+    .await
+    .unwrap();
     assert!(server.model.wait_for_requests(2, DEADLINE).await);
     server.kill().await;
     server
@@ -775,9 +900,67 @@ async fn a_session_resumed_after_a_server_crash_gets_its_last_page_back() {
     site.clear_effects();
     server.start_again().await;
     server.wait_for(&id, "completed").await;
-    site.wait_for_effect(|e| e.kind == "loaded" && e.detail["path"] == "/page2", DEADLINE)
-        .await
-        .unwrap();
+    site.wait_for_effect(
+        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
+        DEADLINE,
+    )
+    .await
+    .unwrap();
     let last = requests_for(&server, "crash the server").pop().unwrap();
     assert!(last["messages"].to_string().contains("restored"), "{last}");
+}
+
+#[tokio::test]
+async fn a_browser_that_cannot_start_fails_the_session_with_an_environment_error() {
+    let server = Server::start_with(Options {
+        env: vec![(
+            "AGENTD_BROWSER_CHROMIUM",
+            "/nonexistent/chromium".to_string(),
+        )],
+        ..Default::default()
+    })
+    .await;
+    script(&server, "no browser", vec![answer("unreachable")]);
+    let session = server
+        .create(json!({"agent": web_agent("about:blank"), "messages": "no browser"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    let status = server.wait_for(id, "failed").await;
+    assert_eq!(status["error_code"], "environment_error", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/chromium"),
+        "{status}"
+    );
+    assert_eq!(server.model.request_count(), 0, "the model is never asked");
+}
+
+#[tokio::test]
+async fn environment_fields_not_served_yet_are_a_422_naming_the_field() {
+    let server = web_server().await;
+    for (field, value) in [
+        ("host", json!("user_device")),
+        ("vault_id", json!("v1")),
+        ("browser_profile_id", json!("p1")),
+        ("network", json!({"proxy": "x"})),
+    ] {
+        let mut environment = json!({"kind": "web", "start_url": "about:blank"});
+        environment[field] = value;
+        let agent = json!({"name": "a", "description": "d", "environments": [environment]});
+        let (status, body) = server
+            .call(
+                "POST",
+                "/api/v2/sessions",
+                Some(json!({"agent": agent, "messages": "hi"})),
+            )
+            .await;
+        assert_eq!(status, 422, "{field}: {body}");
+        let loc = body["detail"][0]["loc"].to_string();
+        assert!(loc.contains(field), "{field}: {body}");
+    }
+    // The server goes on serving.
+    let (status, _) = server.call("GET", "/api/v2/sessions", None).await;
+    assert_eq!(status, 200);
 }

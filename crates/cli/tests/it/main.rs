@@ -1,8 +1,8 @@
 //! The end-to-end tests: the real `agentd` binary, on a fresh data directory, against
 //! the scripted model server, spoken to over HTTP on 127.0.0.1.
 
-mod common;
 mod browser;
+mod common;
 mod controls;
 mod crash;
 mod events_changes;
