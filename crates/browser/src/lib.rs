@@ -299,6 +299,10 @@ impl Environments for WebEnvironments {
         let mut browser = SessionBrowser::from_warm(&running.cdp, running.generation, warm, spec)
             .await
             .map_err(browser_lost)?;
+        // The context is ready here; loading the start page is the site's time, not ours.
+        metrics::histogram!("agentd_browser_open_seconds", "pooled" => if pooled { "yes" } else { "no" })
+            .record(started.elapsed().as_secs_f64());
+        let loading = std::time::Instant::now();
         let (url, opened) = match last_url.filter(|u| !u.is_empty() && *u != "about:blank") {
             Some(url) => (
                 Some(url.to_string()),
@@ -320,8 +324,8 @@ impl Environments for WebEnvironments {
             sessions.insert(session, Arc::new(Mutex::new(browser)));
             shared.count_contexts(&sessions);
         }
-        metrics::histogram!("agentd_browser_open_seconds", "pooled" => if pooled { "yes" } else { "no" })
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("agentd_browser_start_page_seconds")
+            .record(loading.elapsed().as_secs_f64());
         Ok(opened)
     }
 

@@ -16,6 +16,9 @@ pub struct SessionSpec {
     pub idle_timeout_s: Option<u64>,
     /// IANA zone the agent is told it lives in.
     pub timezone: Option<String>,
+    /// Minutes after the session's finish at which its screenshots are deleted.
+    #[serde(default)]
+    pub delete_screenshot_after_min: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -686,7 +686,7 @@ async fn observe(
         };
         parts
             .blobs
-            .put(record.id, "screenshots", &key, blob)
+            .put(record.id, crate::retention::SCREENSHOTS, &key, blob)
             .await
             .map_err(|e| format!("cannot store the screenshot: {e}"))?;
         let url = format!(

@@ -26,6 +26,7 @@ mod controls;
 pub mod conversation;
 mod error;
 mod loop_state;
+pub mod retention;
 pub mod scheduler;
 pub mod tools;
 

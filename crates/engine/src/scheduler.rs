@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{EngineConfig, EngineError, WebParts, agent_loop, delayed_start};
+use crate::{EngineConfig, EngineError, WebParts, agent_loop, delayed_start, retention};
 
 #[derive(Clone)]
 pub(crate) struct Scheduler {
@@ -84,6 +84,18 @@ impl Scheduler {
         }
         let this = self.clone();
         inner.tasks.spawn(async move { this.idle_timer().await });
+        if let Some(web) = inner.web.clone() {
+            let (store, shutdown) = (inner.store.clone(), inner.shutdown.clone());
+            inner.tasks.spawn(async move {
+                loop {
+                    retention::sweep(store.as_ref(), web.blobs.as_ref()).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(retention::SWEEP_EVERY) => {}
+                    }
+                }
+            });
+        }
         Ok(())
     }
 
@@ -149,10 +161,13 @@ impl Scheduler {
             && let Some(web) = &self.inner.web
         {
             let environments = web.environments.clone();
-            let id = after.id;
-            self.inner
-                .tasks
-                .spawn(async move { environments.close(id).await });
+            let blobs = web.blobs.clone();
+            let ended = after.clone();
+            self.inner.tasks.spawn(async move {
+                environments.close(ended.id).await;
+                // `delete_screenshot_after_min: 0` is due now, not at the next sweep.
+                retention::sweep_one(blobs.as_ref(), &ended).await;
+            });
         }
     }
 

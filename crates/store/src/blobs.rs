@@ -19,6 +19,10 @@ pub struct Blob {
 pub trait BlobStore: Send + Sync + 'static {
     async fn put(&self, session: SessionId, bucket: &str, key: &str, blob: Blob) -> Result<()>;
     async fn get(&self, session: SessionId, bucket: &str, key: &str) -> Result<Option<Blob>>;
+    /// Deletes every blob of one bucket of a session; deleting nothing is not an error.
+    async fn delete_bucket(&self, session: SessionId, bucket: &str) -> Result<()>;
+    /// The sessions that hold at least one blob in `bucket`.
+    async fn sessions_with(&self, bucket: &str) -> Result<Vec<SessionId>>;
 }
 
 /// `<root>/<session>/<bucket>/<key>`, with the content type in a sidecar file.
@@ -85,5 +89,43 @@ impl BlobStore for FsBlobStore {
             content_type,
             bytes,
         }))
+    }
+
+    async fn delete_bucket(&self, session: SessionId, bucket: &str) -> Result<()> {
+        let Some(dir) = self
+            .path(session, bucket, "x")
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        else {
+            return Ok(());
+        };
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn sessions_with(&self, bucket: &str) -> Result<Vec<SessionId>> {
+        let mut found = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&self.root).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(io_error(e)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
+            let Some(session) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<SessionId>().ok())
+            else {
+                continue;
+            };
+            if tokio::fs::metadata(entry.path().join(bucket))
+                .await
+                .is_ok_and(|m| m.is_dir())
+            {
+                found.push(session);
+            }
+        }
+        Ok(found)
     }
 }

@@ -122,6 +122,7 @@ fn the_plain_sdk_request_parses() {
             max_time_s: None,
             idle_timeout_s: None,
             timezone: None,
+            delete_screenshot_after_min: None,
         }
     );
     assert_eq!(

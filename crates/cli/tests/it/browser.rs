@@ -964,3 +964,35 @@ async fn environment_fields_not_served_yet_are_a_422_naming_the_field() {
     let (status, _) = server.call("GET", "/api/v2/sessions", None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn screenshots_are_deleted_when_delete_screenshot_after_min_says() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    script(&server, "forget the pictures", vec![answer("done")]);
+    let session = server
+        .create(
+            json!({"agent": web_agent(&site.url("/")), "messages": "forget the pictures",
+                       "delete_screenshot_after_min": 0, "idle_timeout_s": null}),
+        )
+        .await;
+    let id = session["id"].as_str().unwrap();
+    server.wait_for(id, "completed").await;
+    let seen = observations(&server.events(id).await);
+    let url = seen[0]["image"]["source"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, _, _) = get_bytes(&url, Some(&server.key)).await;
+        if status == 404 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the screenshot was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The events stay; only the pictures went.
+    assert_eq!(observations(&server.events(id).await).len(), seen.len());
+}
