@@ -403,6 +403,7 @@ async fn bench_wake_latency(model: &ScriptedModel) {
     }
     floor.sort();
     latencies.sort();
+    lower_bounds.sort();
     println!(
         "long-poll wake, {waiters} concurrent waiters, {} wakes",
         latencies.len()

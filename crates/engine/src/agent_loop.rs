@@ -473,6 +473,17 @@ async fn handle_reply(
                     continue;
                 };
                 acted = true;
+                // A lazy browser is not open at step 0; a web tool called then opens it.
+                if let Some(web) = spec.agent.web().filter(|w| w.lazy && record.steps == 0)
+                    && let Err(e) = environments.open(record.id, web, None).await
+                {
+                    events.push(events::error_event(
+                        &e.to_string(),
+                        "environment",
+                        Some(req),
+                    ));
+                    continue;
+                }
                 match environments.act(record.id, name, &args).await {
                     Ok(ActionResult::Done(result)) => events.push(events::tool_result(req, result)),
                     Ok(ActionResult::Failed(error)) => {

@@ -3,7 +3,10 @@
 //! long-poll woken by it can answer without reading the store again.
 //!
 //! Channels exist only while they have receivers: a session nobody watches costs
-//! nothing here, which keeps memory flat with many idle sessions.
+//! nothing here, which keeps memory flat with many idle sessions. A channel whose last
+//! receiver went is dropped at its session's next commit, or by the sweep that runs
+//! whenever the map has doubled, so abandoned channels (and the last change each holds)
+//! never outnumber the live ones by much.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,14 +28,41 @@ pub type ChangeReceiver = watch::Receiver<Option<Arc<Change>>>;
 
 #[derive(Default)]
 pub struct LocalFeed {
-    channels: Mutex<HashMap<SessionId, watch::Sender<Option<Arc<Change>>>>>,
+    channels: Mutex<Channels>,
 }
+
+#[derive(Default)]
+struct Channels {
+    by_session: HashMap<SessionId, watch::Sender<Option<Arc<Change>>>>,
+    /// The map's size at which abandoned channels are swept next.
+    sweep_at: usize,
+}
+
+impl std::ops::Deref for Channels {
+    type Target = HashMap<SessionId, watch::Sender<Option<Arc<Change>>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_session
+    }
+}
+
+impl std::ops::DerefMut for Channels {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.by_session
+    }
+}
+
+/// Sweeps start at this many channels, so small maps are never swept.
+const FIRST_SWEEP: usize = 64;
 
 impl LocalFeed {
     pub fn subscribe(&self, id: SessionId) -> ChangeReceiver {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = channels.get(&id) {
             return sender.subscribe();
+        }
+        if channels.len() >= channels.sweep_at.max(FIRST_SWEEP) {
+            channels.retain(|_, sender| sender.receiver_count() > 0);
+            channels.sweep_at = channels.len() * 2;
         }
         let (sender, receiver) = watch::channel(None);
         channels.insert(id, sender);
@@ -57,5 +87,40 @@ impl LocalFeed {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         channels.retain(|_, sender| sender.receiver_count() > 0);
         channels.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(feed: &LocalFeed) -> usize {
+        feed.channels.lock().unwrap().len()
+    }
+
+    #[test]
+    fn abandoned_channels_are_swept_as_the_map_grows() {
+        let feed = LocalFeed::default();
+        let kept: Vec<ChangeReceiver> = (0..10).map(|_| feed.subscribe(SessionId::new())).collect();
+        for _ in 0..1000 {
+            drop(feed.subscribe(SessionId::new()));
+        }
+        // Never more than the sweep threshold beyond twice the live channels.
+        assert!(
+            held(&feed) <= FIRST_SWEEP.max(2 * kept.len()) + 1,
+            "{}",
+            held(&feed)
+        );
+        assert_eq!(feed.watched_sessions(), kept.len());
+        assert!(kept.iter().all(|r| !r.has_changed().unwrap_or(true)));
+    }
+
+    #[test]
+    fn a_second_subscriber_shares_the_channel() {
+        let feed = LocalFeed::default();
+        let id = SessionId::new();
+        let _a = feed.subscribe(id);
+        let _b = feed.subscribe(id);
+        assert_eq!(held(&feed), 1);
     }
 }

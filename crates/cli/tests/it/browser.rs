@@ -996,3 +996,34 @@ async fn screenshots_are_deleted_when_delete_screenshot_after_min_says() {
     // The events stay; only the pictures went.
     assert_eq!(observations(&server.events(id).await).len(), seen.len());
 }
+
+#[tokio::test]
+async fn a_lazy_browser_opens_at_the_first_web_tool() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    script(
+        &server,
+        "lazy start",
+        vec![
+            call("go_to_web", json!({"url": site.url("/page2")})),
+            answer("went"),
+        ],
+    );
+    let agent = json!({
+        "name": "lazy", "description": "A lazy browser.",
+        "environments": [{"kind": "web", "start_url": site.url("/"), "lazy": true}],
+    });
+    let session = server
+        .create(json!({"agent": agent, "messages": "lazy start"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    server.wait_for(id, "completed").await;
+    let seen = observations(&server.events(id).await);
+    assert_eq!(seen.len(), 1, "no observation at step 0: {seen:?}");
+    assert_eq!(seen[0]["metadata"]["url"], site.url("/page2"));
+    let first = &requests_for(&server, "lazy start")[0];
+    assert!(
+        !first["messages"].to_string().contains("Observation:"),
+        "{first}"
+    );
+}
