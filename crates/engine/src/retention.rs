@@ -37,39 +37,6 @@ fn due(spec: &serde_json::Value, finished: Option<Millis>, now: Millis) -> bool 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::due;
-
-    #[test]
-    fn screenshots_are_due_minutes_after_the_finish() {
-        let spec = json!({"delete_screenshot_after_min": 2});
-        assert!(!due(&spec, Some(1_000), 1_000 + 119_999));
-        assert!(due(&spec, Some(1_000), 1_000 + 120_000));
-    }
-
-    #[test]
-    fn zero_minutes_is_at_the_finish_and_unfinished_sessions_keep_theirs() {
-        let spec = json!({"delete_screenshot_after_min": 0});
-        assert!(due(&spec, Some(5), 5));
-        assert!(!due(&spec, None, i64::MAX));
-    }
-
-    #[test]
-    fn without_the_setting_screenshots_stay() {
-        assert!(!due(&json!({}), Some(0), i64::MAX));
-        assert!(!due(
-            &json!({"delete_screenshot_after_min": null}),
-            Some(0),
-            i64::MAX
-        ));
-        let huge = json!({"delete_screenshot_after_min": u64::MAX});
-        assert!(!due(&huge, Some(0), i64::MAX - 1));
-    }
-}
-
 /// Deletes the screenshots of every session that is due; returns how many were.
 pub async fn sweep(store: &dyn Store, blobs: &dyn BlobStore) -> usize {
     let sessions = match blobs.sessions_with(SCREENSHOTS).await {
@@ -105,5 +72,38 @@ async fn delete(blobs: &dyn BlobStore, record: &SessionRecord) {
             tracing::info!(session_id = %record.id, "screenshots deleted (delete_screenshot_after_min)")
         }
         Err(e) => tracing::warn!(session_id = %record.id, error = %e, "cannot delete screenshots"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::due;
+
+    #[test]
+    fn screenshots_are_due_minutes_after_the_finish() {
+        let spec = json!({"delete_screenshot_after_min": 2});
+        assert!(!due(&spec, Some(1_000), 1_000 + 119_999));
+        assert!(due(&spec, Some(1_000), 1_000 + 120_000));
+    }
+
+    #[test]
+    fn zero_minutes_is_at_the_finish_and_unfinished_sessions_keep_theirs() {
+        let spec = json!({"delete_screenshot_after_min": 0});
+        assert!(due(&spec, Some(5), 5));
+        assert!(!due(&spec, None, i64::MAX));
+    }
+
+    #[test]
+    fn without_the_setting_screenshots_stay() {
+        assert!(!due(&json!({}), Some(0), i64::MAX));
+        assert!(!due(
+            &json!({"delete_screenshot_after_min": null}),
+            Some(0),
+            i64::MAX
+        ));
+        let huge = json!({"delete_screenshot_after_min": u64::MAX});
+        assert!(!due(&huge, Some(0), i64::MAX - 1));
     }
 }
