@@ -295,12 +295,27 @@ mod tests {
         // Every private, link-local and loopback form, whatever the name said (a public
         // name resolving to one of these, as in DNS rebinding, is checked the same way).
         for internal in [
-            "172.16.0.1", "172.31.255.254", "192.168.1.1", "169.254.0.1", "100.64.0.1",
-            "0.0.0.0", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "::ffff:169.254.169.254",
-            "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe",
+            "172.16.0.1",
+            "172.31.255.254",
+            "192.168.1.1",
+            "169.254.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
         ] {
-            let refusal = policy.check("rebind.example", sock(internal, 80)).unwrap_err();
-            assert!(refusal.to_string().contains("not allowed"), "{internal}: {refusal}");
+            let refusal = policy
+                .check("rebind.example", sock(internal, 80))
+                .unwrap_err();
+            assert!(
+                refusal.to_string().contains("not allowed"),
+                "{internal}: {refusal}"
+            );
         }
         assert!(policy.check("x", sock("2606:4700::1111", 443)).is_ok());
         let refusal = policy

@@ -14,7 +14,6 @@
 //! `chromium`; everything on 127.0.0.1). `BENCH_QUICK=1` shrinks the counts.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,10 +24,10 @@ use agentd_browser::proxy::PolicyProxy;
 use agentd_testkit::site::layout;
 use agentd_testkit::{ScriptedModel, TestSite};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+mod common;
+
+use common::Agentd;
 
 fn quick() -> bool {
     std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
@@ -201,55 +200,31 @@ async fn bench_floor(site: &TestSite, dir: &Path) -> (Duration, Duration, u64) {
 // ---------------------------------------------------------------------------------------
 // Through agentd.
 
-struct Agentd {
-    _child: Child,
+/// A server whose browser may reach the test site, with an HTTP client.
+struct Web {
+    agentd: Agentd,
     base: String,
     key: String,
-    dir: tempfile::TempDir,
     http: reqwest::Client,
 }
 
-impl Agentd {
-    async fn start(model: &ScriptedModel, warm: usize) -> Agentd {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(BIN)
-            .args(["keys", "create", "--org", "bench", "--data-dir"])
-            .arg(dir.path())
-            .output()
-            .await
-            .unwrap();
-        let key = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("AGENTD_MODEL_BASE_URL", model.base_url())
-            .env("AGENTD_MODEL", "scripted")
-            .env("AGENTD_LOG", "warn")
-            .env("AGENTD_BROWSER_ALLOW_HOSTS", "127.0.0.1")
-            .env("AGENTD_BROWSER_WARM_CONTEXTS", warm.to_string())
-            .env("AGENTD_MAX_CONCURRENT_SESSIONS", "100")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next_line().await.unwrap().unwrap();
-        let base = line
-            .strip_prefix("agentd listening on ")
-            .unwrap()
-            .to_string();
+impl Web {
+    async fn start(model: &ScriptedModel, warm: usize) -> Web {
+        let warm = warm.to_string();
+        let agentd = Agentd::start(
+            model,
+            &[
+                ("AGENTD_BROWSER_ALLOW_HOSTS", "127.0.0.1"),
+                ("AGENTD_BROWSER_WARM_CONTEXTS", warm.as_str()),
+                ("AGENTD_MAX_CONCURRENT_SESSIONS", "100"),
+            ],
+        )
+        .await;
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Agentd {
-            _child: child,
-            base,
-            key,
-            dir,
+        Web {
+            base: agentd.base.clone(),
+            key: agentd.key.clone(),
+            agentd,
             http: reqwest::Client::new(),
         }
     }
@@ -337,11 +312,7 @@ impl Agentd {
     }
 
     fn browser_pid(&self) -> u32 {
-        std::fs::read_to_string(self.dir.path().join("browser/chromium.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        self.agentd.browser_pid()
     }
 }
 
@@ -390,7 +361,7 @@ async fn main() {
     );
 
     // Steps: one session, then 10 at once.
-    let server = Agentd::start(&model, 2).await;
+    let server = Web::start(&model, 2).await;
     let id = server.create(&site.url("/"), "bench steps solo").await;
     server.wait_status(&id, "completed").await;
     let solo = median(server.step_times(&id).await);
@@ -433,7 +404,7 @@ async fn main() {
         .metric("agentd_browser_start_page_seconds{quantile=\"0.5\"}")
         .await;
     drop(server);
-    let cold = Agentd::start(&model, 0).await;
+    let cold = Web::start(&model, 0).await;
     for i in 0..starts {
         let id = cold
             .create(&site.url("/"), &format!("bench start cold {i}"))
@@ -457,7 +428,7 @@ async fn main() {
     println!("  then the start page loads in {} (p50)", secs(page_load));
 
     // Memory: 10 sessions holding their pages.
-    let server = Agentd::start(&model, 0).await;
+    let server = Web::start(&model, 0).await;
     let mut ids = Vec::new();
     for i in 0..10 {
         ids.push(

@@ -12,77 +12,16 @@
 //! Run: `cargo bench -p agentd --bench platform` (release build of the real binary;
 //! everything on 127.0.0.1). `BENCH_QUICK=1` shrinks every count for a smoke run.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentd_testkit::ScriptedModel;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+mod common;
 
-struct Agentd {
-    child: Child,
-    base: String,
-    key: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Agentd {
-    async fn start(model: &ScriptedModel, env: &[(&str, &str)]) -> Agentd {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(BIN)
-            .args(["keys", "create", "--org", "bench", "--data-dir"])
-            .arg(dir.path())
-            .output()
-            .await
-            .expect("keys create");
-        let key = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("AGENTD_MODEL_BASE_URL", model.base_url())
-            .env("AGENTD_MODEL", "scripted")
-            .env("AGENTD_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("agentd serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next_line().await.unwrap().unwrap();
-        let base = line
-            .strip_prefix("agentd listening on ")
-            .unwrap()
-            .to_string();
-        Agentd {
-            child,
-            base,
-            key,
-            _dir: dir,
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("pid");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
+use common::Agentd;
 
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use agentd_testkit::TestSite;
 use agentd_testkit::site::layout;
+use agentd_testkit::{Effect, TestSite};
 use serde_json::{Value, json};
 
 use crate::common::{Options, Server, script};
@@ -54,10 +54,7 @@ async fn a_click_by_coordinates_reaches_the_page() {
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "click the button"}))
         .await;
     let id = session["id"].as_str().unwrap();
-    let click = site
-        .wait_for_effect(|e| e.kind == "click", DEADLINE)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", server.log()));
+    let click = seen(&site, "click").await;
     assert_eq!(click.detail["button"], "left");
     let (x, y) = effect_point(&click);
     assert!(layout::BUTTON.contains(x, y), "{click:?}");
@@ -117,7 +114,23 @@ fn tool_result_seen(server: &Server, task: &str, k: usize) -> String {
     last_tool["content"].to_string()
 }
 
-fn effect_point(effect: &agentd_testkit::Effect) -> (f64, f64) {
+/// The first effect of `kind` the site recorded, waited for.
+async fn seen(site: &TestSite, kind: &str) -> Effect {
+    seen_where(site, |e| e.kind == kind).await
+}
+
+/// Waits for the site to report that `path` loaded.
+async fn loaded(site: &TestSite, path: &str) -> Effect {
+    seen_where(site, |e| e.kind == "loaded" && e.detail["path"] == path).await
+}
+
+async fn seen_where(site: &TestSite, pred: impl Fn(&Effect) -> bool) -> Effect {
+    site.wait_for_effect(pred, DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn effect_point(effect: &Effect) -> (f64, f64) {
     (
         effect.detail["x"].as_f64().unwrap(),
         effect.detail["y"].as_f64().unwrap(),
@@ -258,10 +271,7 @@ async fn typing_into_a_field_and_pressing_enter_submits_the_form() {
         ],
     )
     .await;
-    let submitted = site
-        .wait_for_effect(|e| e.kind == "submit", DEADLINE)
-        .await
-        .unwrap();
+    let submitted = seen(&site, "submit").await;
     assert_eq!(submitted.detail["name"], "Ada Lovelace");
 }
 
@@ -280,18 +290,10 @@ async fn a_key_chord_arrives_as_real_key_events() {
         ],
     )
     .await;
-    let chord = site
-        .wait_for_effect(|e| e.kind == "keydown" && e.detail["key"] == "k", DEADLINE)
-        .await
-        .unwrap();
+    let chord = seen_where(&site, |e| e.kind == "keydown" && e.detail["key"] == "k").await;
     assert_eq!(chord.detail["ctrl"], true);
     assert_eq!(chord.detail["shift"], false);
-    site.wait_for_effect(
-        |e| e.kind == "keydown" && e.detail["key"] == "Tab",
-        DEADLINE,
-    )
-    .await
-    .unwrap();
+    seen_where(&site, |e| e.kind == "keydown" && e.detail["key"] == "Tab").await;
 }
 
 #[tokio::test]
@@ -308,10 +310,7 @@ async fn scrolling_moves_the_page_and_the_next_observation_says_so() {
         ],
     )
     .await;
-    let scrolled = site
-        .wait_for_effect(|e| e.kind == "scroll", DEADLINE)
-        .await
-        .unwrap();
+    let scrolled = seen(&site, "scroll").await;
     assert_eq!(
         scrolled.detail["y"].as_f64().unwrap(),
         500.0,
@@ -342,10 +341,7 @@ async fn an_option_of_a_native_select_is_picked_by_its_label() {
         ],
     )
     .await;
-    let picked = site
-        .wait_for_effect(|e| e.kind == "select", DEADLINE)
-        .await
-        .unwrap();
+    let picked = seen(&site, "select").await;
     assert_eq!(picked.detail["value"], value);
 }
 
@@ -361,9 +357,7 @@ async fn a_link_to_a_new_tab_opens_a_tab_the_agent_sees() {
         vec![call("click_web", json!({"x": x, "y": y})), answer("opened")],
     )
     .await;
-    site.wait_for_effect(|e| e.kind == "tab_opened", DEADLINE)
-        .await
-        .unwrap();
+    seen(&site, "tab_opened").await;
     let seen = observations(&server.events(&id).await);
     let metadata = &seen[1]["metadata"];
     assert_eq!(metadata["tabs"].as_array().unwrap().len(), 2, "{metadata}");
@@ -392,13 +386,8 @@ async fn hovering_ctrl_f_and_reader_mode_work_on_the_page() {
         ],
     )
     .await;
-    site.wait_for_effect(|e| e.kind == "hover", DEADLINE)
-        .await
-        .unwrap();
-    let found = site
-        .wait_for_effect(|e| e.kind == "scroll", DEADLINE)
-        .await
-        .unwrap();
+    seen(&site, "hover").await;
+    let found = seen(&site, "scroll").await;
     let y = found.detail["y"].as_f64().unwrap();
     assert!(
         y > 0.0 && y <= f64::from(layout::NEEDLE.y),
@@ -570,9 +559,7 @@ async fn a_subresource_on_a_refused_host_is_not_fetched() {
     let server = web_server().await;
     let page = site.url(&format!("/embed?src={}", other.url("/picture.png")));
     run_web(&server, &page, "embed", vec![answer("looked")]).await;
-    site.wait_for_effect(|e| e.kind == "embed_failed", DEADLINE)
-        .await
-        .unwrap();
+    seen(&site, "embed_failed").await;
     assert!(other.hits().is_empty(), "{:?}", other.hits());
 }
 
@@ -787,10 +774,7 @@ async fn a_paused_web_session_keeps_its_page() {
         .await;
     assert!(status < 300);
     server.wait_for(id, "completed").await;
-    let submitted = site
-        .wait_for_effect(|e| e.kind == "submit", DEADLINE)
-        .await
-        .unwrap();
+    let submitted = seen(&site, "submit").await;
     assert_eq!(submitted.detail["name"], "kept");
 }
 
@@ -812,12 +796,7 @@ async fn a_crashed_browser_is_restarted_and_the_session_restored_at_its_last_pag
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "survive a crash"}))
         .await;
     let id = session["id"].as_str().unwrap();
-    site.wait_for_effect(
-        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
-        DEADLINE,
-    )
-    .await
-    .unwrap();
+    loaded(&site, "/page2").await;
     assert!(server.model.wait_for_requests(2, DEADLINE).await);
     assert!(server.model.wait_for_in_flight(1, DEADLINE).await);
     let crashed = chromium_pid(&server).expect("a browser runs");
@@ -829,12 +808,7 @@ async fn a_crashed_browser_is_restarted_and_the_session_restored_at_its_last_pag
     site.clear_effects();
     server.wait_for(id, "completed").await;
     // The page was opened again in a new browser, and the model was told.
-    site.wait_for_effect(
-        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
-        DEADLINE,
-    )
-    .await
-    .unwrap();
+    loaded(&site, "/page2").await;
     let last = requests_for(&server, "survive a crash").pop().unwrap();
     assert!(last["messages"].to_string().contains("restored"), "{last}");
     assert_ne!(chromium_pid(&server), Some(crashed));
@@ -886,12 +860,7 @@ async fn a_session_resumed_after_a_server_crash_gets_its_last_page_back() {
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "crash the server"}))
         .await;
     let id = session["id"].as_str().unwrap().to_string();
-    site.wait_for_effect(
-        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
-        DEADLINE,
-    )
-    .await
-    .unwrap();
+    loaded(&site, "/page2").await;
     assert!(server.model.wait_for_requests(2, DEADLINE).await);
     server.kill().await;
     server
@@ -900,12 +869,7 @@ async fn a_session_resumed_after_a_server_crash_gets_its_last_page_back() {
     site.clear_effects();
     server.start_again().await;
     server.wait_for(&id, "completed").await;
-    site.wait_for_effect(
-        |e| e.kind == "loaded" && e.detail["path"] == "/page2",
-        DEADLINE,
-    )
-    .await
-    .unwrap();
+    loaded(&site, "/page2").await;
     let last = requests_for(&server, "crash the server").pop().unwrap();
     assert!(last["messages"].to_string().contains("restored"), "{last}");
 }
