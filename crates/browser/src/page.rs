@@ -111,9 +111,14 @@ impl Page {
         let _ = tokio::time::timeout(LOAD_TIMEOUT, async {
             loop {
                 match events.recv().await {
+                    // A page restored from the back/forward cache, or a history step
+                    // within the document, fires no load event: it is there already.
                     Ok(event)
                         if event.session.as_deref() == Some(session.as_str())
-                            && event.method == "Page.loadEventFired" =>
+                            && (event.method == "Page.loadEventFired"
+                                || event.method == "Page.navigatedWithinDocument"
+                                || (event.method == "Page.frameNavigated"
+                                    && event.params["type"] == "BackForwardCacheRestore")) =>
                     {
                         return;
                     }

@@ -309,11 +309,24 @@ async fn step(
     let acting = handle_reply(
         inner, &spec, record, &endpoint, &mut state, forced, reply, &env_tools,
     );
-    // Browser actions run here; a control that stops the session stops them too.
+    // Browser actions run here; a control that stops the session stops them too, but a
+    // force_answer lets them finish (`agent-harness.md` §5) and the step is recorded
+    // under the epoch it moved to, before the forced answer.
+    let mut commit_epoch = record.epoch;
     let outcome = tokio::select! {
         outcome = acting => outcome,
-        _ = epoch_moved(feed, record.epoch) => return Ok(()),
+        _ = stopped_while_acting(feed, record.epoch, &mut commit_epoch) => return Ok(()),
         _ = inner.shutdown.cancelled() => return Ok(()),
+    };
+    let moved;
+    let record = if commit_epoch == record.epoch {
+        record
+    } else {
+        moved = SessionRecord {
+            epoch: commit_epoch,
+            ..record.clone()
+        };
+        &moved
     };
     let StepOutcome {
         mut events,
@@ -851,6 +864,28 @@ async fn epoch_moved(feed: &mut ChangeReceiver, epoch: u64) {
         });
         if moved {
             return;
+        }
+    }
+}
+
+/// Like [`epoch_moved`], except that a force_answer (the session still running, its flag
+/// set) does not stop the step: `latest` follows the epoch it moves to.
+async fn stopped_while_acting(feed: &mut ChangeReceiver, epoch: u64, latest: &mut u64) {
+    loop {
+        if feed.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let seen = feed.borrow_and_update().as_ref().map(|change| {
+            (
+                change.session.epoch,
+                change.session.status,
+                change.session.force_answer,
+            )
+        });
+        match seen {
+            Some((now, SessionStatus::Running, true)) => *latest = now,
+            Some((now, status, _)) if now != epoch || status != SessionStatus::Running => return,
+            _ => {}
         }
     }
 }

@@ -991,3 +991,153 @@ async fn a_lazy_browser_opens_at_the_first_web_tool() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn back_refresh_and_tabs_move_between_pages() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let id = run_web(
+        &server,
+        &site.url("/"),
+        "move around",
+        vec![
+            call("go_to_web", json!({"url": site.url("/page2")})),
+            call("go_back_web", json!({})),
+            call("refresh_web", json!({})),
+            call("switch_tab_web", json!({"url": site.url("/tab")})),
+            call("close_tab_web", json!({})),
+            answer("moved"),
+        ],
+    )
+    .await;
+    let loads: Vec<String> = site
+        .effects()
+        .iter()
+        .filter(|e| e.kind == "loaded")
+        .map(|e| e.detail["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        loads,
+        ["/", "/page2", "/", "/", "/tab"],
+        "{:?}",
+        site.effects()
+    );
+    let seen = observations(&server.events(&id).await);
+    let urls: Vec<&str> = seen
+        .iter()
+        .map(|o| o["metadata"]["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            site.url("/"),
+            site.url("/page2"),
+            site.url("/"),
+            site.url("/"),
+            site.url("/tab"),
+            site.url("/")
+        ],
+    );
+    let tabs: Vec<usize> = seen
+        .iter()
+        .map(|o| o["metadata"]["tabs"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(tabs, [1, 1, 1, 1, 2, 1]);
+}
+
+#[tokio::test]
+async fn double_right_and_middle_clicks_and_scrolling_an_inner_box() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let (x, y) = layout::BUTTON.center();
+    let (bx, by) = layout::BOX.center();
+    run_web(
+        &server,
+        &site.url("/"),
+        "click variants",
+        vec![
+            call("click_web", json!({"x": x, "y": y, "clicks": 2})),
+            call("click_web", json!({"x": x, "y": y, "button": "right"})),
+            call("click_web", json!({"x": x, "y": y, "button": "middle"})),
+            call(
+                "scroll_web",
+                json!({"direction": "down", "x": bx, "y": by, "amount": 300}),
+            ),
+            answer("clicked"),
+        ],
+    )
+    .await;
+    seen(&site, "dblclick").await;
+    let right = seen(&site, "contextmenu").await;
+    assert_eq!(right.detail["button"], "right");
+    let middle = seen_where(&site, |e| {
+        e.kind == "click" && e.detail["button"] == "middle"
+    })
+    .await;
+    let (mx, my) = effect_point(&middle);
+    assert!(layout::BUTTON.contains(mx, my));
+    let boxed = seen(&site, "box_scroll").await;
+    assert_eq!(boxed.detail["y"].as_f64().unwrap(), 300.0, "{boxed:?}");
+    assert!(
+        !site.effects().iter().any(|e| e.kind == "scroll"),
+        "the page itself did not scroll: {:?}",
+        site.effects()
+    );
+}
+
+#[tokio::test]
+async fn force_answer_lets_an_in_flight_browser_action_finish_first() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    script(
+        &server,
+        "slow page then answer",
+        vec![
+            call("go_to_web", json!({"url": site.url("/slow?ms=1500")})),
+            answer("forced"),
+        ],
+    );
+    let session = server
+        .create(json!({"agent": web_agent(&site.url("/")), "messages": "slow page then answer"}))
+        .await;
+    let id = session["id"].as_str().unwrap();
+    // The page is being fetched: the action is in flight.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !site.hits().iter().any(|h| h.path.starts_with("/slow")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow page was never asked for"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = server
+        .call("POST", &format!("/api/v2/sessions/{id}/force_answer"), None)
+        .await;
+    assert!(status < 300, "{status} {body}");
+    server.wait_for(id, "completed").await;
+    loaded(&site, "/slow").await;
+    let events = server.events(id).await;
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| e["data"]["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let forced = events
+        .iter()
+        .position(|e| e["data"]["kind"] == "flow_event" && e["data"]["flow"] == "force_answer")
+        .unwrap_or_else(|| panic!("{kinds:?}"));
+    let went = events
+        .iter()
+        .position(|e| {
+            e["data"]["kind"] == "tool_result" && e["data"]["tool_req"]["tool_name"] == "go_to_web"
+        })
+        .unwrap_or_else(|| panic!("the action was recorded: {kinds:?}"));
+    assert!(forced < went, "{kinds:?}");
+    let last = requests_for(&server, "slow page then answer")
+        .pop()
+        .unwrap();
+    assert_eq!(
+        last["tools"].as_array().unwrap().len(),
+        1,
+        "only answer is offered: {last}"
+    );
+}
