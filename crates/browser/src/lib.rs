@@ -77,6 +77,8 @@ struct Running {
     process: std::sync::Mutex<Option<ChromiumProcess>>,
     pid: u32,
     _node_proxy: PolicyProxy,
+    /// The node's policy with this browser's DevTools socket refused too.
+    policy: Arc<NetworkPolicy>,
     /// Set when agentd itself stops the browser, so its end is not taken for a crash.
     stopping: std::sync::atomic::AtomicBool,
 }
@@ -173,6 +175,17 @@ impl Shared {
             .await
             .map_err(unavailable)?;
         let cdp = Cdp::connect(&process.ws_url).await.map_err(unavailable)?;
+        // Sessions' contexts are policed with the DevTools socket refused as well.
+        let mut policy = (*self.policy).clone();
+        match process::devtools_socket(&process.ws_url) {
+            Some(addr) => policy.deny_devtools(addr),
+            None => {
+                return Err(unavailable(format!(
+                    "unexpected DevTools URL {}",
+                    process.ws_url
+                )));
+            }
+        }
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -183,6 +196,7 @@ impl Shared {
             pid: process.pid(),
             process: std::sync::Mutex::new(Some(process)),
             _node_proxy: node_proxy,
+            policy: Arc::new(policy),
             stopping: std::sync::atomic::AtomicBool::new(false),
         });
         self.watch(running.clone());
@@ -243,7 +257,7 @@ impl Shared {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                match Warm::create(&running.cdp, shared.policy.clone()).await {
+                match Warm::create(&running.cdp, running.policy.clone()).await {
                     Ok(warm) => shared.warm().push((running.generation, warm)),
                     Err(e) => {
                         tracing::debug!(error = %e, "could not warm a browser context");
@@ -291,7 +305,7 @@ impl Environments for WebEnvironments {
         let pooled = warm.is_some();
         let warm = match warm {
             Some(warm) => warm,
-            None => Warm::create(&running.cdp, shared.policy.clone())
+            None => Warm::create(&running.cdp, running.policy.clone())
                 .await
                 .map_err(browser_lost)?,
         };

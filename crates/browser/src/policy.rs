@@ -103,7 +103,8 @@ impl fmt::Display for Refusal {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NetworkPolicy {
     allow: Vec<Allow>,
-    denied: Vec<SocketAddr>,
+    /// Sockets refused whatever the allowlist says, each with the reason given.
+    denied: Vec<(SocketAddr, &'static str)>,
 }
 
 fn contains(network: IpAddr, prefix: u8, ip: IpAddr) -> bool {
@@ -185,15 +186,25 @@ impl NetworkPolicy {
     /// either family (loopback, private, link-local...), since any of them may reach it;
     /// the same port on a public address stays open.
     pub fn deny_socket(&mut self, addr: SocketAddr) {
-        self.denied.push(addr);
+        self.denied.push((addr, "it is the agentd server itself"));
     }
 
-    fn is_denied_socket(&self, addr: SocketAddr) -> bool {
-        self.denied.iter().any(|denied| {
-            denied.port() == addr.port()
-                && (denied.ip() == addr.ip()
-                    || (denied.ip().is_unspecified() && is_internal(addr.ip())))
-        })
+    /// Refuses the browser's own DevTools endpoint, which would let a page drive the
+    /// browser, whatever the allowlist says.
+    pub fn deny_devtools(&mut self, addr: SocketAddr) {
+        self.denied
+            .push((addr, "it is the browser's own DevTools endpoint"));
+    }
+
+    fn denied_socket(&self, addr: SocketAddr) -> Option<&'static str> {
+        self.denied
+            .iter()
+            .find(|(denied, _)| {
+                denied.port() == addr.port()
+                    && (denied.ip() == addr.ip()
+                        || (denied.ip().is_unspecified() && is_internal(addr.ip())))
+            })
+            .map(|(_, why)| *why)
     }
 
     fn is_allowed(&self, host: &str, ip: IpAddr) -> bool {
@@ -220,8 +231,8 @@ impl NetworkPolicy {
         // A dual-stack socket reaches `::ffff:127.0.0.1` at 127.0.0.1, so the mapped form
         // is judged (denied sockets and allowlist alike) as the IPv4 address it is.
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-        if self.is_denied_socket(addr) {
-            return Err(refuse("it is the agentd server itself"));
+        if let Some(why) = self.denied_socket(addr) {
+            return Err(refuse(why));
         }
         if self.is_allowed(host, addr.ip()) || !is_internal(addr.ip()) {
             return Ok(());
@@ -350,6 +361,17 @@ mod tests {
         assert!(policy.check("corp.test", sock("192.168.0.9", 1)).is_err());
         assert!(policy.check("x", sock("fd00::5", 1)).is_ok());
         assert!(policy.check("x", sock("169.254.169.254", 80)).is_err());
+    }
+
+    #[test]
+    fn the_devtools_endpoint_is_refused_even_when_allowed() {
+        let mut policy = NetworkPolicy::from_allow_list("127.0.0.1").unwrap();
+        policy.deny_devtools(sock("127.0.0.1", 9222));
+        let refusal = policy
+            .check("127.0.0.1", sock("127.0.0.1", 9222))
+            .unwrap_err();
+        assert!(refusal.to_string().contains("DevTools"), "{refusal}");
+        assert!(policy.check("127.0.0.1", sock("127.0.0.1", 9223)).is_ok());
     }
 
     #[test]

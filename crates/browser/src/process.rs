@@ -210,6 +210,12 @@ fn kill_group(pid: u32) {
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
+/// The socket of a DevTools URL such as `ws://127.0.0.1:40123/devtools/browser/<id>`.
+pub fn devtools_socket(ws_url: &str) -> Option<std::net::SocketAddr> {
+    let rest = ws_url.strip_prefix("ws://")?;
+    rest.split('/').next()?.parse().ok()
+}
+
 /// Whether any process of group `pgid` is still alive (zombies, which hold nothing but a
 /// table entry, do not count). Read from `/proc`, since the group's helpers are not our
 /// children and cannot be waited for.
@@ -275,4 +281,18 @@ pub fn clean_up_leftovers(dir: &Path) -> Option<u32> {
         }
     }
     stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::devtools_socket;
+
+    #[test]
+    fn the_devtools_socket_is_read_off_its_url() {
+        assert_eq!(
+            devtools_socket("ws://127.0.0.1:40123/devtools/browser/abc"),
+            Some("127.0.0.1:40123".parse().unwrap())
+        );
+        assert_eq!(devtools_socket("http://127.0.0.1:1/"), None);
+    }
 }

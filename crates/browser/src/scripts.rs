@@ -116,3 +116,11 @@ pub const CLEAR_FOCUSED: &str = r#"(() => {
   if (el.isContentEditable) { document.execCommand('selectAll'); return true; }
   return false;
 })()"#;
+
+/// The main document's HTTP status (0 when unknown, e.g. `about:blank`) and the start of
+/// its text.
+pub const HTTP_STATUS: &str = r#"(() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const text = document.body ? document.body.innerText.trim().slice(0, 200) : '';
+  return {status: nav && nav.responseStatus ? nav.responseStatus : 0, text};
+})()"#;

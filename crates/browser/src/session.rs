@@ -143,9 +143,22 @@ impl SessionBrowser {
         if let Some(refused) = self.refusal() {
             return ActionResult::Failed(refused);
         }
-        match result {
-            Ok(()) => ActionResult::Done(json!(format!("Opened {url}."))),
-            Err(e) => ActionResult::Failed(e),
+        if let Err(e) = result {
+            return ActionResult::Failed(e);
+        }
+        // An HTTP error is a page like any other, but the model must know the request
+        // failed (a site's 404, or the proxy's 502 when the host cannot be reached).
+        let answered = self
+            .page()
+            .eval(scripts::HTTP_STATUS)
+            .await
+            .unwrap_or_default();
+        match answered["status"].as_u64() {
+            Some(status) if status >= 400 => ActionResult::Failed(format!(
+                "{url} answered HTTP {status}: {}",
+                answered["text"].as_str().unwrap_or_default()
+            )),
+            _ => ActionResult::Done(json!(format!("Opened {url}."))),
         }
     }
 

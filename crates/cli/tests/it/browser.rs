@@ -1141,3 +1141,79 @@ async fn force_answer_lets_an_in_flight_browser_action_finish_first() {
         "only answer is offered: {last}"
     );
 }
+
+/// The port of the server's Chromium DevTools endpoint, from the file Chromium writes in
+/// its profile.
+fn devtools_port(server: &Server) -> u16 {
+    let dir = server.data_dir.path().join("browser");
+    let profile = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("DevToolsActivePort").exists())
+        .expect("a running browser's profile");
+    let text = std::fs::read_to_string(profile.path().join("DevToolsActivePort")).unwrap();
+    text.lines().next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_browser_cannot_reach_its_own_devtools_endpoint() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    // A first session starts the browser.
+    run_web(
+        &server,
+        &site.url("/"),
+        "start the browser",
+        vec![answer("ok")],
+    )
+    .await;
+    let port = devtools_port(&server);
+    let url = format!("http://127.0.0.1:{port}/json/version");
+    run_web(
+        &server,
+        "about:blank",
+        "reach devtools",
+        vec![call("go_to_web", json!({"url": url})), answer("refused")],
+    )
+    .await;
+    let told = tool_result_seen(&server, "reach devtools", 1);
+    assert!(
+        told.contains("not allowed") && told.contains("DevTools"),
+        "{told}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_or_missing_page_is_a_tool_error_naming_the_cause() {
+    let site = TestSite::start().await.unwrap();
+    let server = web_server().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let id = run_web(
+        &server,
+        &site.url("/"),
+        "bad pages",
+        vec![
+            call(
+                "go_to_web",
+                json!({"url": format!("http://127.0.0.1:{closed}/")}),
+            ),
+            call("go_to_web", json!({"url": site.url("/nowhere")})),
+            answer("handled"),
+        ],
+    )
+    .await;
+    let unreachable = tool_result_seen(&server, "bad pages", 1);
+    assert!(
+        unreachable.contains("HTTP 502") && unreachable.contains("cannot connect"),
+        "{unreachable}"
+    );
+    let missing = tool_result_seen(&server, "bad pages", 2);
+    assert!(missing.contains("HTTP 404"), "{missing}");
+    let (_, full) = server
+        .call("GET", &format!("/api/v2/sessions/{id}"), None)
+        .await;
+    assert_eq!(full["latest_answer"], "handled");
+}
