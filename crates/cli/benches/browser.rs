@@ -173,7 +173,7 @@ async fn bench_floor(site: &TestSite, dir: &Path) -> (Duration, Duration, u64) {
         let shot = page
             .call(
                 "Page.captureScreenshot",
-                json!({"format": "jpeg", "quality": 75}),
+                json!({"format": "jpeg", "quality": 75, "optimizeForSpeed": true}),
             )
             .await;
         assert!(shot["data"].as_str().is_some_and(|d| !d.is_empty()));
