@@ -1217,3 +1217,24 @@ async fn an_unreachable_or_missing_page_is_a_tool_error_naming_the_cause() {
         .await;
     assert_eq!(full["latest_answer"], "handled");
 }
+
+#[tokio::test]
+async fn a_bad_allowlist_entry_stops_the_server_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(crate::common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("AGENTD_BROWSER_ALLOW_HOSTS", "intranet.example,10.0.0.0/99")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AGENTD_BROWSER_ALLOW_HOSTS") && stderr.contains("10.0.0.0/99"),
+        "{stderr}"
+    );
+}
