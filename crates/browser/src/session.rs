@@ -252,9 +252,9 @@ impl SessionBrowser {
         tabs
     }
 
-    /// The active tab's address (a tab the last action opened counts).
+    /// The active tab's address. Called after an action, which ends by taking in the
+    /// tabs it opened, so the active tab is already the right one.
     pub async fn location(&mut self) -> Option<String> {
-        self.sync_tabs().await.ok()?;
         let href = self.page().eval("location.href").await.ok()?;
         href.as_str().map(str::to_string)
     }
@@ -267,11 +267,39 @@ impl SessionBrowser {
     pub async fn observe(&mut self) -> Result<Observation, CdpError> {
         self.sync_tabs().await?;
         self.wait_until_ready().await;
+        let notice = self.notice.take();
         let page = self.page().clone();
-        let meta = page.eval(scripts::METADATA).await?;
+        let (markdown, visual) = match self.spec.mode {
+            BrowserMode::Visual { markdown, .. } => (markdown, true),
+            BrowserMode::Text { .. } => (false, false),
+        };
+        // The screenshot, the slow part, is taken while the page is read: neither
+        // changes what the other sees.
+        let shooting = async {
+            match visual {
+                true => Some(page.screenshot_jpeg(JPEG_QUALITY).await),
+                false => None,
+            }
+        };
+        let reading = async {
+            let meta = page.eval(scripts::METADATA).await?;
+            let tabs = self.tab_list().await;
+            let visible = match markdown {
+                true => page
+                    .eval(&scripts::call(
+                        scripts::MARKDOWN,
+                        &[json!(true), json!(VISIBLE_LIMIT)],
+                    ))
+                    .await
+                    .ok(),
+                false => None,
+            };
+            Ok::<_, CdpError>((meta, tabs, visible))
+        };
+        let (shot, read) = tokio::join!(shooting, reading);
+        let (meta, mut tabs, visible) = read?;
         let url = meta["url"].as_str().unwrap_or_default().to_string();
         let title = meta["title"].as_str().unwrap_or_default().to_string();
-        let mut tabs = self.tab_list().await;
         if let Some(tab) = tabs.get_mut(self.active) {
             tab["title"] = json!(title);
         }
@@ -293,9 +321,7 @@ impl SessionBrowser {
                 )
             })
             .collect();
-        let mut text = self
-            .notice
-            .take()
+        let mut text = notice
             .map(|notice| format!("Note: {notice}\n"))
             .unwrap_or_default();
         text.push_str(&format!(
@@ -303,26 +329,18 @@ impl SessionBrowser {
             tab_lines.join("\n")
         ));
         match self.spec.mode {
-            BrowserMode::Visual { markdown, .. } => {
+            BrowserMode::Visual { .. } => {
                 let (sx, sy) = (&meta["scroll_position"][0], &meta["scroll_position"][1]);
                 let (pw, ph) = (&meta["page_size"][0], &meta["page_size"][1]);
                 text.push_str(&format!("Scroll: ({sx}, {sy}) of a {pw}x{ph} page\n"));
-                if markdown {
-                    let visible = page
-                        .eval(&scripts::call(
-                            scripts::MARKDOWN,
-                            &[json!(true), json!(VISIBLE_LIMIT)],
-                        ))
-                        .await
-                        .unwrap_or_default();
+                if let Some(visible) = visible {
                     text.push_str("Visible text:\n");
                     text.push_str(visible.as_str().unwrap_or_default());
                     text.push('\n');
                 }
-                let bytes = page.screenshot_jpeg(JPEG_QUALITY).await?;
                 Ok(Observation {
                     kind: "web",
-                    screenshot: Some(Screenshot {
+                    screenshot: shot.transpose()?.map(|bytes| Screenshot {
                         media_type: "image/jpeg",
                         bytes,
                     }),
