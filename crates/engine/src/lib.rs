@@ -256,6 +256,8 @@ impl Engine {
                     .take(take)
                     .cloned()
                     .collect();
+                metrics::histogram!("agentd_changes_wake_seconds")
+                    .record(change.published.elapsed().as_secs_f64());
                 return Ok(Some(ChangesPage {
                     session: change.session.clone(),
                     first_index: from_index,

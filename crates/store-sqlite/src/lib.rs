@@ -142,10 +142,7 @@ fn open_memory() -> Result<Connection> {
 
 /// The record a write answers with, and the change it publishes.
 fn publish(written: Written) -> (SessionRecord, Change) {
-    let change = Change {
-        session: written.session,
-        events: written.events,
-    };
+    let change = Change::new(written.session, written.events);
     (change.session.clone(), change)
 }
 

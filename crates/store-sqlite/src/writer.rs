@@ -400,10 +400,7 @@ mod tests {
             insert(x)(conn)?;
             Ok(Done {
                 value: (),
-                changes: vec![Change {
-                    session: session(id, steps),
-                    events: Vec::new(),
-                }],
+                changes: vec![Change::new(session(id, steps), Vec::new())],
             })
         }
     }

@@ -22,6 +22,19 @@ use crate::{EventRecord, SessionRecord};
 pub struct Change {
     pub session: SessionRecord,
     pub events: Vec<EventRecord>,
+    /// When the change was published, right after its commit: wake latencies are
+    /// measured from here.
+    pub published: std::time::Instant,
+}
+
+impl Change {
+    pub fn new(session: SessionRecord, events: Vec<EventRecord>) -> Change {
+        Change {
+            session,
+            events,
+            published: std::time::Instant::now(),
+        }
+    }
 }
 
 pub type ChangeReceiver = watch::Receiver<Option<Arc<Change>>>;
@@ -69,7 +82,8 @@ impl LocalFeed {
         receiver
     }
 
-    pub fn publish(&self, change: Change) {
+    pub fn publish(&self, mut change: Change) {
+        change.published = std::time::Instant::now();
         let id = change.session.id;
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let Some(sender) = channels.get(&id) else {
