@@ -296,19 +296,7 @@ impl Web {
     }
 
     async fn metric(&self, line_prefix: &str) -> Option<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find(|l| l.starts_with(line_prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+        self.agentd.metric(line_prefix).await
     }
 
     fn browser_pid(&self) -> u32 {

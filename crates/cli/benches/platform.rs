@@ -364,26 +364,15 @@ async fn bench_wake_latency(model: &ScriptedModel) {
     );
     // The server's own view: from the commit's publication to the poll's answer being
     // ready to write; the write and the client's read add a one-way loopback trip.
-    let metrics = http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let quantile = |q: &str| {
-        let prefix = format!("agentd_changes_wake_seconds{{quantile=\"{q}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or("n/a".to_string(), |s| ms(Duration::from_secs_f64(s)))
-    };
+    let mut quantiles = Vec::new();
+    for q in ["0.5", "0.99"] {
+        let line = format!("agentd_changes_wake_seconds{{quantile=\"{q}\"}} ");
+        let value = server.metric(&line).await;
+        quantiles.push(value.map_or("n/a".to_string(), |s| ms(Duration::from_secs_f64(s))));
+    }
     println!(
         "  commit -> answer ready, server    p50 {}  p99 {}   (+ half a loopback round trip to the read)",
-        quantile("0.5"),
-        quantile("0.99")
+        quantiles[0], quantiles[1]
     );
 }
 

@@ -71,6 +71,16 @@ impl Agentd {
             .unwrap_or(0)
     }
 
+    /// The value of the first `/metrics` line that starts with `line_prefix` (a name
+    /// with its labels), e.g. `agentd_x{quantile="0.5"}`.
+    pub async fn metric(&self, line_prefix: &str) -> Option<f64> {
+        let response = reqwest::get(format!("{}/metrics", self.base)).await.ok()?;
+        let text = response.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(line_prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// The pid of the server's Chromium, from its pid file.
     #[allow(dead_code)] // used by the browser bench only
     pub fn browser_pid(&self) -> u32 {

@@ -649,14 +649,7 @@ async fn wait_group_gone(group: i32, within: Duration) {
 }
 
 async fn metric(server: &Server, name: &str) -> Option<f64> {
-    let text = crate::common::http_client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .find(|l| l.split([' ', '{']).next() == Some(name))
         .and_then(|l| l.rsplit(' ').next())

@@ -252,6 +252,16 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// The Prometheus exposition at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        response
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     pub async fn event_count(&self, id: &str) -> usize {
         let (code, page) = self
             .call("GET", &format!("/api/v2/sessions/{id}/events?size=1"), None)

@@ -16,14 +16,7 @@ async fn metrics_count_requests_sessions_and_model_calls() {
     server
         .wait_for(session["id"].as_str().unwrap(), "completed")
         .await;
-    let text = crate::common::http_client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(text.contains("agentd_sessions_created_total"), "{text}");
     assert!(text.contains("agentd_model_calls_total"), "{text}");
     assert!(text.contains("route=\"/api/v2/sessions\""), "{text}");
