@@ -135,3 +135,87 @@ pub fn web_tools(spec: &WebSpec) -> Vec<ToolSpec> {
     }
     tools
 }
+
+#[cfg(test)]
+mod tests {
+    use agentd_domain::{BrowserMode, WebSpec};
+
+    use super::web_tools;
+
+    fn spec(mode: BrowserMode) -> WebSpec {
+        WebSpec {
+            id: None,
+            start_url: None,
+            headless: true,
+            mode,
+            settle_s: None,
+            lazy: false,
+        }
+    }
+
+    fn names(mode: BrowserMode) -> Vec<String> {
+        web_tools(&spec(mode)).into_iter().map(|t| t.name).collect()
+    }
+
+    const NAVIGATION: [&str; 6] = [
+        "go_to_web",
+        "go_back_web",
+        "refresh_web",
+        "switch_tab_web",
+        "close_tab_web",
+        "wait_web",
+    ];
+
+    #[test]
+    fn visual_mode_offers_the_pointer_tools_of_the_harness() {
+        let mut expected: Vec<&str> = NAVIGATION.to_vec();
+        expected.extend([
+            "click_web",
+            "write",
+            "select_option",
+            "move_mouse_web",
+            "press_keys_web",
+            "scroll_web",
+            "ctrl_f_web",
+            "reader_mode",
+        ]);
+        assert_eq!(
+            names(BrowserMode::Visual {
+                width: 1280,
+                height: 720,
+                markdown: true
+            }),
+            expected
+        );
+    }
+
+    #[test]
+    fn text_mode_pages_through_chunks_instead() {
+        let mut expected: Vec<&str> = NAVIGATION.to_vec();
+        expected.extend(["find_in_page", "switch_chunk"]);
+        assert_eq!(names(BrowserMode::Text { chunk_size: 100 }), expected);
+    }
+
+    #[test]
+    fn every_schema_is_a_closed_object_with_known_required_fields() {
+        let visual = web_tools(&spec(BrowserMode::Visual {
+            width: 800,
+            height: 600,
+            markdown: false,
+        }));
+        let text = web_tools(&spec(BrowserMode::Text { chunk_size: 100 }));
+        for tool in visual.into_iter().chain(text) {
+            let schema = &tool.parameters;
+            assert_eq!(schema["type"], "object", "{}", tool.name);
+            assert_eq!(schema["additionalProperties"], false, "{}", tool.name);
+            for required in schema["required"].as_array().unwrap() {
+                let field = required.as_str().unwrap();
+                assert!(
+                    schema["properties"].get(field).is_some(),
+                    "{}: {field}",
+                    tool.name
+                );
+            }
+        }
+    }
+}
