@@ -64,7 +64,6 @@ pub struct WebEnvironments {
 
 struct Shared {
     config: BrowserConfig,
-    policy: Arc<NetworkPolicy>,
     browser: Mutex<Option<Arc<Running>>>,
     sessions: std::sync::Mutex<HashMap<SessionId, Arc<Mutex<SessionBrowser>>>>,
     warm: std::sync::Mutex<Vec<(u64, Warm)>>,
@@ -79,7 +78,7 @@ struct Running {
     _node_proxy: PolicyProxy,
     /// The node's policy with this browser's DevTools socket refused too.
     policy: Arc<NetworkPolicy>,
-    /// Set when agentd itself stops the browser, so its end is not taken for a crash.
+    /// Set when agentd shuts the browser down, so its end is not taken for a crash.
     stopping: std::sync::atomic::AtomicBool,
 }
 
@@ -91,7 +90,6 @@ impl WebEnvironments {
         }
         WebEnvironments {
             shared: Arc::new(Shared {
-                policy: Arc::new(config.policy.clone()),
                 config,
                 browser: Mutex::new(None),
                 sessions: std::sync::Mutex::new(HashMap::new()),
@@ -101,16 +99,14 @@ impl WebEnvironments {
         }
     }
 
-    /// The browser's pid, once it runs.
-    pub async fn browser_pid(&self) -> Option<u32> {
-        self.shared.browser.lock().await.as_ref().map(|b| b.pid)
-    }
-
     /// Stops the browser (at shutdown). Sessions keep their place in the event log.
     pub async fn shutdown(&self) {
         self.shared.sessions().clear();
         self.shared.warm().clear();
         if let Some(running) = self.shared.browser.lock().await.take() {
+            running
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             running.stop();
             // The group was sent SIGKILL; agentd exits only once it is really gone.
             if !process::wait_group_gone(running.pid, std::time::Duration::from_secs(5)).await {
@@ -122,8 +118,6 @@ impl WebEnvironments {
 
 impl Running {
     fn stop(&self) {
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.cdp.close();
         if let Some(mut process) = self
             .process
@@ -168,7 +162,7 @@ impl Shared {
         let binary =
             process::find_chromium(self.config.chromium.as_deref()).map_err(unavailable)?;
         // The default context is never used by a session; its traffic is policed all the same.
-        let node_proxy = PolicyProxy::start(self.policy.clone())
+        let node_proxy = PolicyProxy::start(Arc::new(self.config.policy.clone()))
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let process = ChromiumProcess::launch(&binary, &self.config.dir, &node_proxy.url())
@@ -176,7 +170,7 @@ impl Shared {
             .map_err(unavailable)?;
         let cdp = Cdp::connect(&process.ws_url).await.map_err(unavailable)?;
         // Sessions' contexts are policed with the DevTools socket refused as well.
-        let mut policy = (*self.policy).clone();
+        let mut policy = self.config.policy.clone();
         match process::devtools_socket(&process.ws_url) {
             Some(addr) => policy.deny_devtools(addr),
             None => {
@@ -368,7 +362,7 @@ impl Environments for WebEnvironments {
 
     async fn location(&self, session: SessionId) -> Option<String> {
         let live = self.shared.live(session)?;
-        let mut browser = live.lock().await;
+        let browser = live.lock().await;
         browser.location().await
     }
 

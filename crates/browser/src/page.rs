@@ -47,12 +47,18 @@ impl Page {
             session,
         };
         page.call("Page.enable", json!({})).await?;
-        page.call(
+        page.set_viewport((width, height)).await?;
+        Ok(page)
+    }
+
+    /// The viewport in CSS pixels at a scale factor of 1: a screenshot pixel is a CSS pixel.
+    pub async fn set_viewport(&self, (width, height): (u32, u32)) -> Result<(), CdpError> {
+        self.call(
             "Emulation.setDeviceMetricsOverride",
             json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
         )
         .await?;
-        Ok(page)
+        Ok(())
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, CdpError> {

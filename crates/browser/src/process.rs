@@ -180,11 +180,6 @@ impl ChromiumProcess {
         self.pid
     }
 
-    /// Resolves when the browser process exits.
-    pub async fn exited(&mut self) {
-        let _ = self.child.wait().await;
-    }
-
     /// Ends the browser and all its children, and forgets its profile.
     pub fn kill(&mut self) {
         kill_group(self.pid);

@@ -87,9 +87,13 @@ pub struct SessionBrowser {
     notice: Option<String>,
 }
 
-fn is_browsable(url: &str) -> bool {
+/// Why the tools will not open `url`, if they will not: only web pages are browsed (no
+/// `file:`, `chrome:` or `data:` URL).
+fn not_browsable(url: &str) -> Option<String> {
     let lower = url.trim().to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://") || lower == "about:blank"
+    let web =
+        lower.starts_with("http://") || lower.starts_with("https://") || lower == "about:blank";
+    (!web).then(|| format!("Cannot open {url}: only http and https addresses can be browsed."))
 }
 
 impl SessionBrowser {
@@ -99,13 +103,10 @@ impl SessionBrowser {
         warm: Warm,
         spec: &WebSpec,
     ) -> Result<SessionBrowser, String> {
-        let (width, height) = spec.mode.viewport();
-        if (width, height) != (BrowserMode::DEFAULT_WIDTH, BrowserMode::DEFAULT_HEIGHT) {
+        let viewport = spec.mode.viewport();
+        if viewport != (BrowserMode::DEFAULT_WIDTH, BrowserMode::DEFAULT_HEIGHT) {
             warm.page
-                .call(
-                    "Emulation.setDeviceMetricsOverride",
-                    json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
-                )
+                .set_viewport(viewport)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -132,10 +133,8 @@ impl SessionBrowser {
 
     /// Opens `url` in the active tab; a refusal of the network policy is reported as such.
     pub async fn go_to(&mut self, url: &str) -> ActionResult {
-        if !is_browsable(url) {
-            return ActionResult::Failed(format!(
-                "Cannot open {url}: only http and https addresses can be browsed."
-            ));
+        if let Some(why) = not_browsable(url) {
+            return ActionResult::Failed(why);
         }
         self.proxy.take_refusals();
         let result = self.page().navigate(url).await;
@@ -254,7 +253,7 @@ impl SessionBrowser {
 
     /// The active tab's address. Called after an action, which ends by taking in the
     /// tabs it opened, so the active tab is already the right one.
-    pub async fn location(&mut self) -> Option<String> {
+    pub async fn location(&self) -> Option<String> {
         let href = self.page().eval("location.href").await.ok()?;
         href.as_str().map(str::to_string)
     }
@@ -458,10 +457,8 @@ impl SessionBrowser {
             },
             "switch_tab_web" => {
                 if let Some(url) = text("url") {
-                    if !is_browsable(url) {
-                        return failed(format!(
-                            "Cannot open {url}: only http and https addresses can be browsed."
-                        ));
+                    if let Some(why) = not_browsable(url) {
+                        return failed(why);
                     }
                     self.open_tab(url).await?;
                     let id = self.page().target_id.clone();

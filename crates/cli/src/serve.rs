@@ -85,6 +85,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         public_url: settings.public_url,
         metrics: Some(install_metrics()),
     };
+    let signal = shutdown_signal()?;
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "serving");
     // Scripts and tests wait for this line to know the server is up and on which port.
     println!("agentd listening on http://{address}");
@@ -92,7 +93,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let shutdown_engine = engine.clone();
     let shutdown = async move {
-        wait_for_signal().await;
+        signal.await;
         tracing::info!("shutting down");
         // Runners stop and long-polls return first, so the drain is short.
         shutdown_engine.shutdown().await;
@@ -122,25 +123,25 @@ fn install_metrics() -> agentd_http_api::MetricsRender {
     Arc::new(move || handle.render())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGTERM and SIGINT now, so a signal that arrives as soon as the server
+/// says it listens is already a graceful stop; the future resolves at the first one.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    ctrl_c.await.ok();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        ctrl_c.await.ok();
+        Ok(async {
+            tokio::signal::ctrl_c().await.ok();
+        })
     }
 }

@@ -225,10 +225,7 @@ async fn step(
             .collect();
         let skip = web.lazy && record.steps == 0;
         if !skip {
-            let last_url = state
-                .page_url
-                .clone()
-                .or_else(|| conversation.last_url.clone());
+            let last_url = state.page_url.clone();
             let observing = observe(parts, record, web, last_url, conversation, endpoint.vision);
             let result = tokio::select! {
                 result = observing => result,
@@ -236,7 +233,11 @@ async fn step(
                 _ = inner.shutdown.cancelled() => return Ok(()),
             };
             match result {
-                Ok(pair) => observed = Some(pair),
+                Ok((event, message, url)) => {
+                    // Recorded with this step: a browser lost before the next one reopens here.
+                    state.page_url = url.or(state.page_url.take());
+                    observed = Some((event, message));
+                }
                 Err(message) => {
                     return fail(
                         inner,
@@ -654,7 +655,8 @@ fn tool_names(spec: &SessionSpec, env_tools: &[ToolSpec]) -> Vec<String> {
 }
 
 /// Opens (or restores) the session's browser, takes its observation and stores the
-/// screenshot as a resource. Returns the observation event and the model's view of it.
+/// screenshot as a resource. Returns the observation event, the model's view of it and
+/// the page's address.
 async fn observe(
     parts: &WebParts,
     record: &SessionRecord,
@@ -662,7 +664,7 @@ async fn observe(
     last_url: Option<String>,
     conversation: &mut Conversation,
     vision: bool,
-) -> Result<(NewEvent, ChatMessage), String> {
+) -> Result<(NewEvent, ChatMessage, Option<String>), String> {
     let environments = &parts.environments;
     let mut opened = environments
         .open(record.id, web, last_url.as_deref())
@@ -714,9 +716,10 @@ async fn observe(
             .await
             .map_err(|e| format!("cannot store the screenshot: {e}"))?;
         let url = format!(
-            "{}/api/v2/sessions/{}/resources/screenshots/{key}",
+            "{}/api/v2/sessions/{}/resources/{}/{key}",
             parts.public_url.trim_end_matches('/'),
-            record.id
+            record.id,
+            crate::retention::SCREENSHOTS,
         );
         if let Some(encoded) = encoded {
             let data = format!("data:{};base64,{encoded}", shot.media_type);
@@ -725,13 +728,18 @@ async fn observe(
         }
         image_url = Some(url);
     }
+    let url = observation.metadata["url"].as_str().map(str::to_string);
     let event = events::observation(
         observation.kind,
         &text,
         image_url.as_deref(),
         observation.metadata,
     );
-    Ok((event, conversation::observation_message(&text, data_url)))
+    Ok((
+        event,
+        conversation::observation_message(&text, data_url),
+        url,
+    ))
 }
 
 fn answer_text(answer: &Value) -> String {

@@ -23,8 +23,6 @@ pub struct Conversation {
     pub messages: Vec<ChatMessage>,
     open_calls: Vec<String>,
     held_back: Vec<ChatMessage>,
-    /// Where the browser last was, per the log: a browser lost to a restart reopens here.
-    pub last_url: Option<String>,
     /// Screenshots this runner took, by resource URL, as data URLs. A runner started
     /// after a restart has none of the old ones and shows their text only.
     pub screenshots: HashMap<String, String>,
@@ -54,9 +52,6 @@ impl Conversation {
             }
             "policy_event" => self.push_policy(data),
             "observation_event" => {
-                if let Some(url) = data.pointer("/metadata/url").and_then(Value::as_str) {
-                    self.last_url = Some(url.to_string());
-                }
                 let text = data.get("text").and_then(Value::as_str).unwrap_or_default();
                 let image = data
                     .pointer("/image/source")

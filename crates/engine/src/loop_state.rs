@@ -22,9 +22,9 @@ pub struct LoopState {
     pub answered_calls: Vec<String>,
     /// The time budget ran out and the forced answer is under way since this instant.
     pub time_forced_at: Option<Millis>,
-    /// Where the browser was after the last recorded step's actions. The step's own
-    /// observation is only recorded with the next step, so without this a session
-    /// restored after a crash would reopen the page from before its last action.
+    /// Where the browser was at the end of the last recorded step: its observation's
+    /// address, then the address after its actions (the step's events hold only the
+    /// observation from before them). A browser lost to a crash or a restart reopens here.
     pub page_url: Option<String>,
 }
 

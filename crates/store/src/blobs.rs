@@ -37,17 +37,23 @@ impl FsBlobStore {
 
     /// The path of a blob, or `None` when bucket or key would leave the session's folder.
     fn path(&self, session: SessionId, bucket: &str, key: &str) -> Option<PathBuf> {
-        let is_plain = |p: &str| {
-            !p.is_empty()
-                && Path::new(p)
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)))
-        };
-        if !is_plain(bucket) || bucket.contains('/') || !is_plain(key) {
-            return None;
-        }
-        Some(self.root.join(session.to_string()).join(bucket).join(key))
+        let bucket = self.bucket_dir(session, bucket)?;
+        is_plain(key).then(|| bucket.join(key))
     }
+
+    /// The folder of one bucket of a session, or `None` when the name would leave it.
+    fn bucket_dir(&self, session: SessionId, bucket: &str) -> Option<PathBuf> {
+        (is_plain(bucket) && !bucket.contains('/'))
+            .then(|| self.root.join(session.to_string()).join(bucket))
+    }
+}
+
+/// A relative path of plain names: no `..`, no root, not empty.
+fn is_plain(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 fn io_error(e: std::io::Error) -> StoreError {
@@ -92,10 +98,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete_bucket(&self, session: SessionId, bucket: &str) -> Result<()> {
-        let Some(dir) = self
-            .path(session, bucket, "x")
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-        else {
+        let Some(dir) = self.bucket_dir(session, bucket) else {
             return Ok(());
         };
         match tokio::fs::remove_dir_all(&dir).await {
@@ -127,5 +130,44 @@ impl BlobStore for FsBlobStore {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob() -> Blob {
+        Blob {
+            content_type: "image/jpeg".into(),
+            bytes: vec![0xFF, 0xD8],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bucket_is_listed_while_it_holds_blobs_and_deleted_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path().join("blobs"));
+        assert!(store.sessions_with("screenshots").await.unwrap().is_empty());
+        let (a, b) = (SessionId::new(), SessionId::new());
+        store.put(a, "screenshots", "1.jpg", blob()).await.unwrap();
+        store.put(a, "screenshots", "2.jpg", blob()).await.unwrap();
+        store.put(b, "files", "x.txt", blob()).await.unwrap();
+        assert_eq!(store.sessions_with("screenshots").await.unwrap(), vec![a]);
+
+        store.delete_bucket(a, "screenshots").await.unwrap();
+        assert!(
+            store
+                .get(a, "screenshots", "1.jpg")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.sessions_with("screenshots").await.unwrap().is_empty());
+        // Other buckets stay; deleting nothing is fine; names that leave the folder do nothing.
+        assert!(store.get(b, "files", "x.txt").await.unwrap().is_some());
+        store.delete_bucket(a, "screenshots").await.unwrap();
+        store.delete_bucket(b, "..").await.unwrap();
+        assert!(store.get(b, "files", "x.txt").await.unwrap().is_some());
     }
 }

@@ -51,34 +51,23 @@ struct Channels {
     sweep_at: usize,
 }
 
-impl std::ops::Deref for Channels {
-    type Target = HashMap<SessionId, watch::Sender<Option<Arc<Change>>>>;
-    fn deref(&self) -> &Self::Target {
-        &self.by_session
-    }
-}
-
-impl std::ops::DerefMut for Channels {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.by_session
-    }
-}
-
 /// Sweeps start at this many channels, so small maps are never swept.
 const FIRST_SWEEP: usize = 64;
 
 impl LocalFeed {
     pub fn subscribe(&self, id: SessionId) -> ChangeReceiver {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sender) = channels.get(&id) {
+        if let Some(sender) = channels.by_session.get(&id) {
             return sender.subscribe();
         }
-        if channels.len() >= channels.sweep_at.max(FIRST_SWEEP) {
-            channels.retain(|_, sender| sender.receiver_count() > 0);
-            channels.sweep_at = channels.len() * 2;
+        if channels.by_session.len() >= channels.sweep_at.max(FIRST_SWEEP) {
+            channels
+                .by_session
+                .retain(|_, sender| sender.receiver_count() > 0);
+            channels.sweep_at = channels.by_session.len() * 2;
         }
         let (sender, receiver) = watch::channel(None);
-        channels.insert(id, sender);
+        channels.by_session.insert(id, sender);
         receiver
     }
 
@@ -86,11 +75,11 @@ impl LocalFeed {
         change.published = std::time::Instant::now();
         let id = change.session.id;
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(sender) = channels.get(&id) else {
+        let Some(sender) = channels.by_session.get(&id) else {
             return;
         };
         if sender.receiver_count() == 0 {
-            channels.remove(&id);
+            channels.by_session.remove(&id);
             return;
         }
         sender.send_replace(Some(Arc::new(change)));
@@ -99,8 +88,10 @@ impl LocalFeed {
     /// Number of sessions with live channels (for metrics and tests).
     pub fn watched_sessions(&self) -> usize {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        channels.retain(|_, sender| sender.receiver_count() > 0);
-        channels.len()
+        channels
+            .by_session
+            .retain(|_, sender| sender.receiver_count() > 0);
+        channels.by_session.len()
     }
 }
 
@@ -109,7 +100,7 @@ mod tests {
     use super::*;
 
     fn held(feed: &LocalFeed) -> usize {
-        feed.channels.lock().unwrap().len()
+        feed.channels.lock().unwrap().by_session.len()
     }
 
     #[test]

@@ -394,7 +394,14 @@ async fn hovering_ctrl_f_and_reader_mode_work_on_the_page() {
         "the needle is scrolled into view: {found:?}"
     );
     let read = tool_result_seen(&server, "hover and find", 4);
-    assert!(read.contains("# "), "reader mode gives Markdown: {read}");
+    assert!(
+        read.contains("# How lighthouses work") && read.contains("Fresnel lens"),
+        "reader mode gives the article as Markdown: {read}"
+    );
+    assert!(
+        !read.contains("Advertisement") && !read.contains("Sign in"),
+        "without the page's clutter: {read}"
+    );
 }
 
 #[tokio::test]
@@ -731,16 +738,15 @@ async fn a_paused_web_session_keeps_its_page() {
     let site = TestSite::start().await.unwrap();
     let server = web_server().await;
     let (x, y) = layout::NAME_INPUT.center();
-    script(
-        &server,
-        "pause me",
+    let replies = |delay_ms| {
         vec![
             call("write", json!({"text": "kept", "x": x, "y": y})),
-            think(30_000),
+            think(delay_ms),
             call("press_keys_web", json!({"keys": ["Enter"]})),
             answer("done"),
-        ],
-    );
+        ]
+    };
+    script(&server, "pause me", replies(30_000));
     let session = server
         .create(json!({"agent": web_agent(&site.url("/")), "messages": "pause me"}))
         .await;
@@ -753,15 +759,9 @@ async fn a_paused_web_session_keeps_its_page() {
     server.wait_for(id, "paused").await;
     assert_eq!(metric(&server, "agentd_browser_contexts").await, Some(1.0));
     // Resumed with the model answering at once, the typed text is still in the field.
-    let mut rules = vec![json!({"match": "pause me", "replies": [
-        call("write", json!({"text": "kept", "x": x, "y": y})),
-        think(0),
-        call("press_keys_web", json!({"keys": ["Enter"]})),
-        answer("done"),
-    ]})];
     server
         .model
-        .set_script(json!({"rules": std::mem::take(&mut rules)}));
+        .set_script(json!({"rules": [{"match": "pause me", "replies": replies(0)}]}));
     let (status, _) = server
         .call("POST", &format!("/api/v2/sessions/{id}/resume"), None)
         .await;
@@ -826,14 +826,68 @@ async fn no_chromium_outlives_a_sigterm() {
 }
 
 #[tokio::test]
-async fn chromium_left_by_a_sigkill_is_cleaned_up_at_the_next_start() {
+async fn a_sigkill_of_agentd_takes_its_chromium_with_it() {
     let site = TestSite::start().await.unwrap();
     let mut server = web_server().await;
     run_web(&server, &site.url("/"), "then crash", vec![answer("ok")]).await;
     let group = chromium_pid(&server).expect("a browser runs");
     server.kill().await;
-    server.start_again().await;
+    // No restart: the kernel ends the browser with the server.
     wait_group_gone(group, DEADLINE).await;
+}
+
+/// A stand-in for a browser an earlier run left behind: a process group whose command
+/// line names a profile under `browser_dir` when `ours`, or names none.
+fn leftover(browser_dir: &std::path::Path, ours: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    let marker = match ours {
+        true => format!(
+            "--user-data-dir={}/agentd-chromium-profile-1",
+            browser_dir.display()
+        ),
+        false => "--user-data-dir=/elsewhere".to_string(),
+    };
+    std::process::Command::new("sh")
+        .args(["-c", "sleep 600", &marker])
+        .process_group(0)
+        .spawn()
+        .expect("sh starts")
+}
+
+#[tokio::test]
+async fn a_browser_left_by_an_earlier_run_is_stopped_at_the_next_start_and_nothing_else() {
+    let mut server = web_server().await;
+    let (_, clean) = server.terminate().await;
+    assert!(clean);
+    let browser_dir = server.data_dir.path().join("browser");
+    std::fs::create_dir_all(&browser_dir).unwrap();
+    let pid_file = browser_dir.join("chromium.pid");
+
+    // A pid that is not a browser of this data directory (reused by another program).
+    let mut stranger = leftover(&browser_dir, false);
+    std::fs::write(&pid_file, stranger.id().to_string()).unwrap();
+    server.start_again().await;
+    assert!(!pid_file.exists(), "the stale pid file is removed");
+    assert!(
+        !processes_in_group(stranger.id() as i32).is_empty(),
+        "an unrelated process is never touched"
+    );
+    rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(stranger.id() as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    stranger.wait().unwrap();
+    wait_group_gone(stranger.id() as i32, DEADLINE).await;
+    let (_, clean) = server.terminate().await;
+    assert!(clean);
+
+    // A browser of this data directory, left by a run that died.
+    let mut stale = leftover(&browser_dir, true);
+    std::fs::write(&pid_file, stale.id().to_string()).unwrap();
+    server.start_again().await;
+    stale.wait().unwrap();
+    wait_group_gone(stale.id() as i32, DEADLINE).await;
 }
 
 #[tokio::test]
